@@ -1,0 +1,54 @@
+"""graphc: PyTorch-style eager deep learning, and a compiler that turns a whole training step into Numba kernels.
+
+    import graphc as torch
+    x = torch.randn(64, 784); y = torch.relu(x @ w.T + b)
+    step = graphc.compile(train_step)        # traced once, compiled, cached
+"""
+import numpy as _np
+
+from . import ops  # noqa: F401  (fills the op table)
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .device import accelerator, backends, cuda, device
+from .errors import DTypeError, GradError, GraphcError, ShapeError, TraceError
+from .functional import (abs, add, allclose, amax, amin, arange, argmax, argmin, as_tensor, bmm, cat, clamp, clip,
+                         concat, concatenate, div, dot, empty, empty_like, eq, equal, exp, eye, flatten, from_numpy,
+                         full, full_like, ge, gt, is_tensor, le, linspace, log, log_softmax, logical_and, logical_not,
+                         logical_or, logsumexp, lt, masked_fill, matmul, max, maximum, mean, min, minimum, mm, mul,
+                         ne, neg, numel, ones, ones_like, permute, pow, relu, reshape, rsqrt, sigmoid, sign, softmax,
+                         sqrt, square, squeeze, stack, std, sub, sum, t, tanh, tensor, transpose, unsqueeze, var,
+                         where, zeros, zeros_like)
+from .random import (Generator, bernoulli, default_generator, initial_seed, manual_seed, rand, rand_like, randint,
+                     randn, randn_like, randperm, seed)
+from .tensor import Size, Tensor
+
+float32 = float = _np.dtype("float32")
+float64 = double = _np.dtype("float64")
+float16 = half = _np.dtype("float16")
+int64 = long = _np.dtype("int64")
+int32 = int = _np.dtype("int32")
+int16 = short = _np.dtype("int16")
+int8 = _np.dtype("int8")
+uint8 = _np.dtype("uint8")
+bool = _np.dtype("bool")
+FloatTensor = Tensor
+LongTensor = Tensor
+
+__version__ = "0.1.0"
+
+
+def get_default_dtype():
+    return float32
+
+
+def __getattr__(name):
+    # Subpackages load on first use, so `import graphc` stays light.
+    import importlib
+    if name in ("nn", "optim", "utils", "vision", "autograd", "compiler", "backends_", "ir", "passes"):
+        return importlib.import_module(f"graphc.{name}")
+    if name in ("compile", "explain", "verify", "detect_anomaly"):
+        from . import frontend
+        return getattr(frontend, name)
+    if name in ("save", "load"):
+        from . import serialization
+        return getattr(serialization, name)
+    raise AttributeError(f"module 'graphc' has no attribute {name!r}")

@@ -1,0 +1,61 @@
+"""Devices, for PyTorch source compatibility: graphc's eager tensors live on the CPU.
+
+    graphc.device("cuda" if graphc.cuda.is_available() else "cpu") -> device(type='cpu')
+
+Compiled steps choose their hardware with @graphc.compile(backend=...), not with .to(device).
+"""
+
+
+class device:
+    """A device name, like torch.device.   device('cpu').type -> 'cpu'"""
+
+    def __init__(self, type="cpu", index=None):
+        if isinstance(type, device):
+            type, index = type.type, type.index
+        name, _, idx = str(type).partition(":")
+        self.type = name
+        self.index = int(idx) if idx else index
+
+    def __repr__(self):
+        return f"device(type={self.type!r}" + (f", index={self.index})" if self.index is not None else ")")
+
+    def __str__(self):
+        return self.type + (f":{self.index}" if self.index is not None else "")
+
+    def __eq__(self, other):
+        return str(self) == str(other if isinstance(other, device) else device(other))
+
+    def __hash__(self):
+        return hash(str(self))
+
+
+class _Unavailable:
+    """graphc.cuda / graphc.backends.mps / graphc.accelerator: eager mode has no accelerator."""
+
+    @staticmethod
+    def is_available():
+        return False
+
+    @staticmethod
+    def device_count():
+        return 0
+
+    @staticmethod
+    def manual_seed(seed):
+        from .random import manual_seed
+        manual_seed(seed)
+
+    manual_seed_all = manual_seed
+
+    @staticmethod
+    def current_accelerator():
+        return device("cpu")
+
+
+cuda = _Unavailable()
+accelerator = _Unavailable()
+
+
+class backends:
+    mps = _Unavailable()
+    cudnn = type("cudnn", (), {"deterministic": False, "benchmark": False, "enabled": False})()

@@ -1,0 +1,41 @@
+"""Matrix multiplication, with numpy's rules for 1-D and batched operands.
+
+    matmul(a[64,784], b[784,128]) -> [64,128]
+
+1-D operands are lifted to matrices by graphc.matmul (a composite), so the primitive and its
+VJP see only 2-D or batched operands.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from .registry import MATMUL, broadcast_shapes, defop, fmt_shape, require_float, same_dtype
+
+
+def _infer_matmul(a, b):
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    if len(sa) < 2 or len(sb) < 2:
+        raise ShapeError("matmul", f"the matmul primitive takes operands of 2 or more dims, got "
+                                   f"{fmt_shape(sa)} @ {fmt_shape(sb)}",
+                         hint="graphc.matmul / @ lift 1-D operands for you")
+    dtype = same_dtype("matmul", a, b)
+    require_float("matmul", a, b)
+    if sa[-1] != sb[-2]:
+        hint = "check the operand order"
+        if sb[-1] == sa[-1]:
+            hint = "the right operand looks transposed; did you mean b.T (or b.transpose(-2, -1))?"
+        raise ShapeError("matmul", f"inner dimensions differ: {fmt_shape(sa)} @ {fmt_shape(sb)} "
+                                   f"({sa[-1]} != {sb[-2]})", hint=hint)
+    batch = broadcast_shapes("matmul", sa[:-2], sb[:-2])
+    return tuple(batch) + (sa[-2], sb[-1]), dtype
+
+
+@defop("matmul", kind=MATMUL, infer=_infer_matmul)
+class Matmul:
+    """Matrix product a @ b of 2-D or batched operands.   matmul([[1., 2.]], [[3.], [4.]]) -> [[11.]]"""
+    impl = staticmethod(np.matmul)
+
+    def vjp(g, ans, a, b):
+        # Batch dims that were broadcast are summed back by the autograd driver.
+        return g @ b.transpose(-1, -2), a.transpose(-1, -2) @ g

@@ -1,0 +1,169 @@
+"""The op table: every primitive declared once, with all its facets side by side.
+
+    @defop("exp", kind=ELEMENTWISE, infer=unary_float)
+    class Exp:
+        '''Elementwise e**x.   exp([0., 1.]) -> [1., 2.71828]'''
+        impl = staticmethod(np.exp)
+        scalar = "math.exp({0})"
+        def vjp(g, ans, x):
+            return (g * ans,)
+
+Eager mode, the tracer, the autodiff pass, the interpreter and the code generators all read
+``OPS``; nothing else holds an op's semantics.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import DTypeError, ShapeError
+
+# Kernel kinds: they drive fusion and lowering in the backends.
+ELEMENTWISE = "elementwise"
+REDUCE = "reduce"
+MATMUL = "matmul"
+CONV = "conv"
+MOVEMENT = "movement"
+SOURCE = "source"      # produces a value from attributes alone (constants, fills, random bits)
+OPAQUE = "opaque"      # anything a backend lowers by hand
+AUTODIFF = "autodiff"  # a gradient request; the autodiff pass replaces it
+
+KINDS = (ELEMENTWISE, REDUCE, MATMUL, CONV, MOVEMENT, SOURCE, OPAQUE, AUTODIFF)
+
+
+@dataclass
+class OpDef:
+    """One primitive: name, kernel kind, shape/dtype rule, numpy impl, VJP rule, scalar template."""
+
+    name: str
+    kind: str
+    infer: Callable                      # infer(*types, **attrs) -> (shape, dtype); raises ShapeError/DTypeError
+    impl: Optional[Callable]             # impl(*ndarrays, **attrs) -> ndarray
+    vjp: Optional[Callable] = None       # vjp(g, ans, *inputs, **attrs) -> tuple of grads (Tensor or None)
+    nondiff: bool = False                # no gradient flows through (comparisons, argmax, one_hot...)
+    scalar: Optional[str] = None         # per-element template, "{0}" ... for inputs, attrs by name
+    attrs: tuple = ()                    # attribute names, in the order the printer writes them
+    source_file: str = ""
+    doc: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __repr__(self):
+        return f"<op {self.name} ({self.kind})>"
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def defop(name, *, kind, infer, nondiff=False, attrs=()):
+    """Class decorator that turns an op declaration into an OpDef in OPS."""
+    assert kind in KINDS, kind
+
+    def register(cls):
+        if name in OPS:
+            raise ValueError(f"op {name!r} declared twice ({OPS[name].source_file} and {inspect.getfile(cls)})")
+        extra = {k: v for k, v in vars(cls).items()
+                 if not k.startswith("__") and k not in ("impl", "vjp", "scalar")}
+        op = OpDef(
+            name=name, kind=kind, infer=infer,
+            impl=getattr(cls, "impl", None),
+            vjp=getattr(cls, "vjp", None),
+            nondiff=nondiff, scalar=getattr(cls, "scalar", None), attrs=tuple(attrs),
+            source_file=inspect.getfile(cls), doc=(cls.__doc__ or "").strip(), extra=extra)
+        if not nondiff and op.vjp is None and kind not in (SOURCE, AUTODIFF):
+            raise ValueError(f"op {name!r} has no vjp: declare it nondiff=True or add a vjp")
+        OPS[name] = op
+        return op
+
+    return register
+
+
+def get_op(name):
+    """OPS[name], with an error that lists what exists."""
+    try:
+        return OPS[name]
+    except KeyError:
+        raise KeyError(f"no op named {name!r}; the op table has: {', '.join(sorted(OPS))}") from None
+
+
+# --- shape and dtype rules shared by many ops -------------------------------------------------
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))
+
+
+def fmt_shape(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def broadcast_shapes(op, *shapes):
+    """numpy's broadcasting rule, with graphc's error.  broadcast_shapes('add', (3,1), (4,)) -> (3, 4)"""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for axis in range(-ndim, 0):
+        dims = {s[axis] for s in shapes if len(s) >= -axis} - {1}
+        if len(dims) > 1:
+            shown = " and ".join(fmt_shape(s) for s in shapes)
+            raise ShapeError(op, f"shapes {shown} cannot be broadcast together "
+                                 f"(dimension {axis}: {' vs '.join(str(s[axis]) for s in shapes if len(s) >= -axis)})",
+                             hint="broadcasting matches trailing dimensions; each pair must be equal or 1. "
+                                  "Use reshape/unsqueeze to line them up")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def require_float(op, *types):
+    for t in types:
+        if t.dtype not in FLOAT_DTYPES:
+            raise DTypeError(op, f"expected a floating-point tensor, got {t.dtype}",
+                             hint="convert with .float() first")
+
+
+def same_dtype(op, *types):
+    dtypes = {t.dtype for t in types}
+    if len(dtypes) > 1:
+        raise DTypeError(op, f"operands have different dtypes: {', '.join(str(t.dtype) for t in types)}",
+                         hint="convert one operand with .to(dtype) / .float() / .long()")
+    return types[0].dtype
+
+
+def unary_same(op):
+    def infer(x):
+        return tuple(x.shape), x.dtype
+    return infer
+
+
+def unary_float(op):
+    def infer(x):
+        require_float(op, x)
+        return tuple(x.shape), x.dtype
+    return infer
+
+
+def binary_same(op):
+    def infer(a, b):
+        return broadcast_shapes(op, tuple(a.shape), tuple(b.shape)), same_dtype(op, a, b)
+    return infer
+
+
+def binary_bool(op):
+    def infer(a, b):
+        same_dtype(op, a, b)
+        return broadcast_shapes(op, tuple(a.shape), tuple(b.shape)), np.dtype(np.bool_)
+    return infer
+
+
+def normalize_axes(op, axes, ndim):
+    """Turn dim/axes (int, tuple or None) into a sorted tuple of non-negative axes."""
+    if axes is None:
+        return tuple(range(ndim))
+    if isinstance(axes, int):
+        axes = (axes,)
+    out = []
+    for a in axes:
+        if not -max(ndim, 1) <= a < max(ndim, 1):
+            raise ShapeError(op, f"dim {a} is out of range for a tensor with {ndim} dimensions",
+                             hint=f"valid dims are {-max(ndim, 1)} .. {max(ndim, 1) - 1}")
+        out.append(a % ndim if ndim else 0)
+    return tuple(sorted(set(out)))

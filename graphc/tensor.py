@@ -35,7 +35,7 @@ def apply(op, *args, **attrs):
         out = out.astype(dtype)
     t = Tensor.__new__(Tensor)
     t._value = out
-    t.grad = None
+    t._grad = None
     if _context.grad_enabled and not op.nondiff and any(a.requires_grad for a in args):
         t.requires_grad = True
         t._ctx = (op, args, attrs)
@@ -79,7 +79,7 @@ def result_dtype(a, b):
 class Tensor:
     """A multi-dimensional array with autograd, mirroring torch.Tensor."""
 
-    __slots__ = ("_value", "requires_grad", "grad", "_ctx", "__weakref__", "__dict__")
+    __slots__ = ("_value", "requires_grad", "_grad", "_ctx", "__weakref__", "__dict__")
     __array_priority__ = 1000   # numpy scalars on the left defer to Tensor's reflected operators
 
     def __init__(self, data=None, requires_grad=False, dtype=None):
@@ -89,7 +89,7 @@ class Tensor:
         if dtype is None and arr.dtype == np.float64 and not isinstance(data, np.ndarray):
             arr = arr.astype(DEFAULT_DTYPE)
         self._value = arr
-        self.grad = None
+        self._grad = None
         self._ctx = None
         self.requires_grad = False
         if requires_grad:
@@ -100,7 +100,7 @@ class Tensor:
         """An eager tensor around an existing ndarray, no copy."""
         t = cls.__new__(cls)
         t._value = array
-        t.grad = None
+        t._grad = None
         t._ctx = None
         t.requires_grad = False
         return t
@@ -111,6 +111,17 @@ class Tensor:
         if _context.tracer is not None:
             return apply("const", value=array)
         return cls._wrap(array)
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        # While tracing, the tracer must see every .grad rebinding to write it back after each call.
+        if _context.tracer is not None:
+            _context.tracer.note_grad(self, value)
+        self._grad = value
 
     # --- basic facts ---------------------------------------------------------------------------
     @property

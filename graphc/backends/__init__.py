@@ -1,0 +1,17 @@
+"""Backends: turn a planned graph into a callable.  get_backend("interpreter" | "numba_cpu" | "numba_cuda")."""
+from ..errors import BackendError
+
+
+def get_backend(name):
+    """The backend object for a name.   get_backend("interpreter").compile(graph)"""
+    if name == "interpreter":
+        from .interpreter import InterpreterBackend
+        return InterpreterBackend()
+    if name == "numba_cpu":
+        from .numba_cpu import NumbaCPUBackend
+        return NumbaCPUBackend()
+    if name == "numba_cuda":
+        from .numba_cuda import NumbaCUDABackend
+        return NumbaCUDABackend()
+    raise BackendError("compile", f"unknown backend {name!r}",
+                       hint="choose one of 'numba_cpu' (default), 'interpreter', 'numba_cuda'")

@@ -1,0 +1,54 @@
+"""All of graphc's debug settings in one place: GRAPHC_LOG, GRAPHC_DUMP, GRAPHC_CACHE_DIR.
+
+    GRAPHC_LOG=graph,passes,fusion,kernels,recompiles   what to print to stderr
+    GRAPHC_DUMP=<dir>                                   write every stage's IR and generated source there
+    GRAPHC_CACHE_DIR=<dir>                              where compiled kernels are cached (default ~/.cache/graphc)
+
+    with graphc.config.override(log="recompiles"): ...   # for tests
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+LOG_TOPICS = ("graph", "passes", "fusion", "kernels", "recompiles", "cache")
+
+
+class _Settings:
+    def __init__(self):
+        self.reload()
+
+    def reload(self):
+        self.log = {t.strip() for t in os.environ.get("GRAPHC_LOG", "").split(",") if t.strip()}
+        self.dump = os.environ.get("GRAPHC_DUMP") or None
+        self.cache_dir = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "graphc")
+        self.recompile_limit = int(os.environ.get("GRAPHC_RECOMPILE_LIMIT", "8"))
+
+
+settings = _Settings()
+
+
+def enabled(topic):
+    return topic in settings.log or "all" in settings.log
+
+
+def log(topic, message):
+    """Print `message` to stderr when GRAPHC_LOG names `topic`.   log("recompiles", "...")"""
+    if enabled(topic):
+        print(f"[graphc:{topic}] {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def override(**values):
+    """Temporarily change settings.   with override(log="recompiles", dump=tmpdir): ..."""
+    saved = dict(vars(settings))
+    for key, value in values.items():
+        if key == "log" and isinstance(value, str):
+            value = {t.strip() for t in value.split(",") if t.strip()}
+        setattr(settings, key, value)
+    try:
+        yield settings
+    finally:
+        vars(settings).update(saved)

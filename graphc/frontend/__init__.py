@@ -1,0 +1,2 @@
+"""The frontend that connects user code to the compiler: tracing and @graphc.compile."""
+from .compile import CompiledFunction, CompiledModule, compile  # noqa: F401

@@ -1,0 +1,355 @@
+"""@graphc.compile: trace on first call, run passes, hand the graph to a backend, cache by guards.
+
+    @graphc.compile
+    def step(x, y): ...                     # or graphc.compile(net), graphc.compile(backend="interpreter")
+    step(x, y); print(step.ir()); step.stats()
+"""
+from __future__ import annotations
+
+import functools
+import time
+import warnings
+
+import numpy as np
+
+from .. import _context
+from ..config import log, settings
+from ..errors import GraphcError
+from ..tensor import Tensor
+from .trace import Tracer, unflatten_result
+
+DEFAULT_BACKEND = "interpreter"
+
+
+def compile(fn=None, *, backend=None, fullgraph=True, dynamic=False, mode=None, options=None):
+    """Compile a function or Module: a bare decorator, a decorator with arguments, or a call."""
+    if fn is None:
+        return lambda f: compile(f, backend=backend, fullgraph=fullgraph, dynamic=dynamic, mode=mode, options=options)
+    from ..nn.module import Module
+    if isinstance(fn, Module):
+        return CompiledModule(fn, backend or DEFAULT_BACKEND, options or {})
+    return CompiledFunction(fn, backend or DEFAULT_BACKEND, options or {})
+
+
+def _arg_signature(args, kwargs):
+    """Guard part 1: tensor shapes/dtypes and non-tensor argument values."""
+    def sig(x):
+        if isinstance(x, Tensor):
+            return ("T", tuple(x.shape), x.dtype.str, x.requires_grad)
+        if isinstance(x, (tuple, list)):
+            return (type(x).__name__,) + tuple(sig(v) for v in x)
+        if isinstance(x, dict):
+            return ("dict",) + tuple((k, sig(v)) for k, v in sorted(x.items()))
+        try:
+            hash(x)
+            return ("V", x)
+        except TypeError:
+            return ("id", id(x))
+    return sig(tuple(args)) + (sig(kwargs),)
+
+
+def _state_signature(record):
+    """Guard part 2: train/eval flags, optimizer structure, which grads exist: what shaped the trace."""
+    sig = [tuple(m.training for m in module.modules()) for module in record.modules]
+    sig.extend(opt.trace_signature() for opt in record.optimizers)
+    sig.append(tuple((entry.tensor._grad is None, id(entry.tensor._grad)) for entry in record.lifted
+                     if entry.tensor.requires_grad))
+    return tuple(sig)
+
+
+def _explain_difference(old, new):
+    if old[0] != new[0]:
+        return f"argument signature changed: {_diff_text(old[0], new[0])}"
+    if old[1] != new[1]:
+        return "grad mode changed"
+    return "module train/eval mode, optimizer state or the set of existing .grad tensors changed"
+
+
+def _explain_state_change(old, new, record):
+    n_mod = len(record.modules)
+    for i, module in enumerate(record.modules):
+        if old[i] != new[i]:
+            return f"{type(module).__name__}.training changed: {old[i][0]} -> {new[i][0]} (train/eval)"
+    for j, opt in enumerate(record.optimizers):
+        if old[n_mod + j] != new[n_mod + j]:
+            return f"{type(opt).__name__}'s state or hyper-parameter structure changed (e.g. new state buffers, " \
+                   f"a momentum switched on or off, a .grad created or cleared)"
+    return "a parameter's .grad changed between None and a tensor (or was replaced by another tensor)"
+
+
+def _diff_text(a, b):
+    for x, y in zip(a, b):
+        if x != y:
+            return f"{_fmt_sig(x)} -> {_fmt_sig(y)}"
+    return f"{len(a)} -> {len(b)} arguments"
+
+
+def _fmt_sig(s):
+    if isinstance(s, tuple) and s and s[0] == "T":
+        return f"tensor{list(s[1])} {np.dtype(s[2])}"
+    return repr(s)
+
+
+class Entry:
+    """One compiled graph: its guards, where inputs come from, where outputs go, and the backend's callable."""
+
+    def __init__(self, record, run, state_sig, stages, timings):
+        self.record = record
+        self.graph = record.graph
+        self.run_graph = run
+        self.state_sig = state_sig
+        self.stages = stages
+        self.timings = timings
+        self.input_getters = self._input_getters(record)
+
+    @staticmethod
+    def _input_getters(record):
+        by_value = {}
+        for i, v in enumerate(record.data_inputs):
+            by_value[id(v)] = ("arg", i)
+        for entry in record.lifted:
+            by_value[id(entry.value)] = ("tensor", entry.tensor)
+        for group, key, value in record.scalars:
+            by_value[id(value)] = ("scalar", (group, key))
+        # Passes keep the inputs, outputs and updates in order, so the traced graph's inputs line up.
+        return [by_value[id(v)] for v in record.trace_graph.inputs]
+
+    def __call__(self, flat_args):
+        inputs = []
+        for kind, src in self.input_getters:
+            if kind == "arg":
+                inputs.append(flat_args[src]._value)
+            elif kind == "tensor":
+                inputs.append(src._value)
+            else:
+                inputs.append(np.asarray(src[0][src[1]], dtype=np.float32))
+        outputs, new_values = self.run_graph(inputs)
+        self._write_back(outputs, new_values)
+        rec = self.record
+        flat = [Tensor._wrap(outputs[i]) if i is not None else None for i in rec.returns]
+        return flat
+
+    def _write_back(self, outputs, new_values):
+        rec = self.record
+        targets = [t._value for t in rec.updates]
+        # An update source that aliases another update's target must be read before anything is written.
+        safe = [np.array(v) if any(np.shares_memory(v, t) for t in targets) else v for v in new_values]
+        for t, v in zip(rec.updates, safe):
+            np.copyto(t._value, v, casting="unsafe")
+        for t, i in zip(rec.escapes, rec.escape_outputs):
+            arr = outputs[i]
+            if type(t._value) is np.ndarray and t._value.shape == arr.shape:
+                np.copyto(t._value, arr)
+            else:
+                t._value = np.array(arr)
+        for param, g in rec.grad_slots:
+            param._grad = g
+
+
+class CompiledFunction:
+    """The callable @graphc.compile returns: traces, compiles and caches one graph per guard key."""
+
+    def __init__(self, fn, backend, options):
+        self.fn = fn
+        self.backend_name = backend
+        self.options = options
+        self.entries: dict[tuple, list[Entry]] = {}
+        self.last: Entry | None = None
+        self._last_key = None
+        self._fallback = False
+        self._stats = {"compiles": 0, "cache_hits": 0, "recompiles": [], "phases": {}}
+        self._extra_modules = []
+        functools.update_wrapper(self, fn, updated=())
+
+    # --- calling ---------------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        if self._fallback or _context.tracer is not None:
+            return self.fn(*args, **kwargs)
+        key = (_arg_signature(args, kwargs), _context.grad_enabled)
+        for entry in self.entries.get(key, ()):
+            if _state_signature(entry.record) == entry.state_sig:
+                self._stats["cache_hits"] += 1
+                self.last = entry
+                return self._run(entry, args, kwargs)
+        reason = self._recompile_reason(key)
+        if sum(len(v) for v in self.entries.values()) >= settings.recompile_limit:
+            warnings.warn(f"graphc.compile: {getattr(self.fn, '__name__', 'function')} recompiled "
+                          f"{settings.recompile_limit} times (last reason: {reason}); running it eagerly from now "
+                          f"on. Raise GRAPHC_RECOMPILE_LIMIT or keep shapes fixed (e.g. drop_last=True).",
+                          stacklevel=2)
+            self._fallback = True
+            return self.fn(*args, **kwargs)
+        if reason:
+            log("recompiles", f"recompiling {getattr(self.fn, '__name__', 'function')}: {reason}")
+            self._stats["recompiles"].append(reason)
+        entry = self._compile(args, kwargs)
+        self.entries.setdefault(key, []).append(entry)
+        self._last_key = key
+        self.last = entry
+        return entry.first_result
+
+    def _recompile_reason(self, key):
+        if self._last_key is None:
+            return None
+        if key != self._last_key:
+            return _explain_difference(self._last_key, key)
+        stale = self.entries[key][-1]
+        return _explain_state_change(stale.state_sig, _state_signature(stale.record), stale.record)
+
+    def _run(self, entry, args, kwargs):
+        flat_args = _flat_tensor_args(args, kwargs)
+        return unflatten_result(entry.record.spec, entry(flat_args))
+
+    # --- compiling ---------------------------------------------------------------------------------
+    def _compile(self, args, kwargs):
+        from ..backends import get_backend
+        from ..passes.manager import PassManager
+        from ..passes.pipeline import default_passes
+        timings = {}
+        t0 = time.perf_counter()
+        tracer = Tracer(getattr(self.fn, "__name__", "graph").strip("<>").replace(".", "_") or "graph")
+        for m in self._extra_modules:
+            tracer.note_module(m)
+        flat_args = _flat_tensor_args(args, kwargs)
+        proxies = {id(t): tracer.data_input(t, f"arg{i}") for i, t in enumerate(flat_args)}
+        p_args, p_kwargs = _replace_tensors(args, proxies), _replace_tensors(kwargs, proxies)
+        _name_data_inputs(tracer, self.fn, args, kwargs, flat_args)
+        try:
+            with tracer:
+                result = self.fn(*p_args, **p_kwargs)
+        except BaseException:
+            tracer.abort()
+            raise
+        record = tracer.finish(result)
+        timings["trace"] = time.perf_counter() - t0
+        backend = get_backend(self.backend_name)
+        manager = PassManager(default_passes() + backend.prepare_passes(), first_stage="trace",
+                              dump_dir=settings.dump, log=lambda banner: log("passes", banner))
+        t1 = time.perf_counter()
+        graph = manager.run(record.graph)
+        timings["passes"] = time.perf_counter() - t1
+        record.trace_graph, record.graph = record.graph, graph
+        t2 = time.perf_counter()
+        run = backend.compile(graph, **self.options)
+        timings["backend"] = time.perf_counter() - t2
+        timings.update(getattr(run, "stats", {}).get("phases", {}))
+        stages = dict(manager.stages)
+        stages["final"] = str(graph)
+        log("graph", stages["final"])
+        entry = Entry(record, run, None, stages, timings)
+        entry.run_stats = getattr(run, "stats", {})
+        entry.source = getattr(run, "source", None)
+        entry.first_result = unflatten_result(record.spec, entry(flat_args))
+        entry.state_sig = _state_signature(record)
+        self._stats["compiles"] += 1
+        for k, v in timings.items():
+            self._stats["phases"][k] = self._stats["phases"].get(k, 0.0) + v
+        return entry
+
+    # --- inspection --------------------------------------------------------------------------------
+    def _need_entry(self):
+        if self.last is None:
+            raise GraphcError("compile", "nothing has been compiled yet", hint="call the compiled function once first")
+        return self.last
+
+    def ir(self, stage=None):
+        """The IR text after `stage` ("trace", a pass name, or "final"/None) of the last compiled graph."""
+        entry = self._need_entry()
+        stage = stage or "final"
+        if stage == "all":
+            return "\n\n".join(f"// IR after {name}\n{text}" for name, text in entry.stages.items())
+        if stage not in entry.stages:
+            raise GraphcError("ir", f"no stage named {stage!r}", hint=f"stages: {', '.join(entry.stages)}")
+        return entry.stages[stage]
+
+    def stages(self):
+        return list(self._need_entry().stages)
+
+    def graph(self):
+        return self._need_entry().graph
+
+    def source(self, kind="python"):
+        """The generated source of the last compiled graph ("python", or "llvm"/"asm" on numba backends)."""
+        entry = self._need_entry()
+        if entry.source is None:
+            raise GraphcError("source", f"backend {self.backend_name!r} generates no source")
+        return entry.source(kind)
+
+    def stats(self):
+        """{'compiles', 'cache_hits', 'recompiles', 'phases': seconds per compile phase, ...backend stats}"""
+        out = dict(self._stats)
+        out["phases"] = dict(self._stats["phases"])
+        if self.last is not None:
+            out.update({k: v for k, v in self.last.run_stats.items() if k != "phases"})
+        return out
+
+
+class CompiledModule(CompiledFunction):
+    """graphc.compile(module): calls module(*args) through the compiler; other attributes reach the module."""
+
+    def __init__(self, module, backend, options):
+        super().__init__(module.__call__, backend, options)
+        self.__dict__["module"] = module
+        self._extra_modules = [module]
+        self.fn = _ModuleCall(module)
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["module"], name)
+
+
+class _ModuleCall:
+    def __init__(self, module):
+        self.module = module
+        self.__name__ = type(module).__name__.lower() + "_forward"
+
+    def __call__(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+
+def _flat_tensor_args(args, kwargs):
+    flat = []
+
+    def walk(x):
+        if isinstance(x, Tensor):
+            flat.append(x)
+        elif isinstance(x, (tuple, list)):
+            for v in x:
+                walk(v)
+        elif isinstance(x, dict):
+            for k in sorted(x):
+                walk(x[k])
+
+    walk(tuple(args))
+    walk(kwargs)
+    return flat
+
+
+def _replace_tensors(x, proxies):
+    if isinstance(x, Tensor):
+        return proxies[id(x)]
+    if isinstance(x, tuple):
+        return tuple(_replace_tensors(v, proxies) for v in x)
+    if isinstance(x, list):
+        return [_replace_tensors(v, proxies) for v in x]
+    if isinstance(x, dict):
+        return {k: _replace_tensors(v, proxies) for k, v in x.items()}
+    return x
+
+
+def _name_data_inputs(tracer, fn, args, kwargs, flat_args):
+    """Name data inputs after the function's parameters (x, y) when they are plain tensors."""
+    import inspect
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return
+    names = {}
+    for name, a in zip(params, args):
+        if isinstance(a, Tensor):
+            names[id(a)] = name
+    for name, a in kwargs.items():
+        if isinstance(a, Tensor):
+            names[id(a)] = name
+    for t, v in zip(flat_args, tracer.data_inputs):
+        if id(t) in names and names[id(t)].isidentifier():
+            v.name = names[id(t)]

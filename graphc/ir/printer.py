@@ -1,0 +1,66 @@
+"""The canonical text form of a graph: renumbered values, sorted attributes, one node per line.
+
+    graph f(%x: f32[2,3] data) {
+      %0: f32[2] = sum %x {axes=(1,), keepdim=False}    # model.py:12
+      return %0
+    }
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .graph import DTYPE_NAMES
+
+
+def format_attr(value):
+    """An attribute value as parseable text.   format_attr((1, 2)) -> '(1, 2)'"""
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return DTYPE_NAMES.get(np.dtype(value).name, np.dtype(value).name)
+    if isinstance(value, np.ndarray):
+        return f"array({format_attr(value.tolist())}, {format_attr(value.dtype)})"
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return format_attr(value.item())
+    if isinstance(value, tuple):
+        inner = ", ".join(format_attr(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ", ".join(format_attr(v) for v in value) + "]"
+    return repr(value)
+
+
+def print_graph(graph, *, show_loc=True):
+    """The graph's canonical text."""
+    names = {}
+    for v in graph.inputs:
+        names[id(v)] = "%" + v.name
+    params = ", ".join(f"{names[id(v)]}: {v.type_str()} {v.kind}" for v in graph.inputs)
+    lines = [f"graph {graph.name}({params}) {{"]
+    body = []
+    for i, node in enumerate(graph.nodes):
+        names[id(node.out)] = f"%{i}"
+        args = ", ".join(names.get(id(v), "%<undefined>") for v in node.inputs)
+        attrs = ", ".join(f"{k}={format_attr(node.attrs[k])}" for k in sorted(node.attrs))
+        text = f"  %{i}: {node.out.type_str()} = {node.op}"
+        if args:
+            text += " " + args
+        if attrs:
+            text += " {" + attrs + "}"
+        if show_loc and node.loc:
+            text = f"{text:<60}  # {os.path.basename(node.loc[0])}:{node.loc[1]}"
+        body.append(text)
+    lines.extend(body)
+    ret = "  return " + ", ".join(names.get(id(v), "%<undefined>") for v in graph.outputs)
+    if graph.updates:
+        ret += "  updates " + ", ".join(f"{names.get(id(a), '%<undefined>')} <- {names.get(id(b), '%<undefined>')}"
+                                        for a, b in graph.updates)
+    lines.append(ret.rstrip())
+    lines.append("}")
+    return "\n".join(lines)

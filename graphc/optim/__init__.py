@@ -1,0 +1,8 @@
+"""graphc.optim: SGD, Adam, AdamW, Adadelta and learning-rate schedulers, with PyTorch's update rules.
+
+    optimizer = graphc.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+"""
+from . import lr_scheduler  # noqa: F401
+from .adam import Adadelta, Adam, AdamW  # noqa: F401
+from .optimizer import Optimizer  # noqa: F401
+from .sgd import SGD  # noqa: F401

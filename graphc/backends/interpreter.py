@@ -34,7 +34,8 @@ def interpret(graph, inputs):
         if out.dtype != node.out.dtype:
             out = out.astype(node.out.dtype)
         env[id(node.out)] = out
-    return [env[id(v)] for v in graph.outputs], [env[id(new)] for _, new in graph.updates]
+    # Update values are copied: one may be (a view of) another input that is itself updated.
+    return [env[id(v)] for v in graph.outputs], [np.array(env[id(new)]) for _, new in graph.updates]
 
 
 class InterpreterBackend:

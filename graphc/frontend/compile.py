@@ -126,16 +126,16 @@ class Entry:
         outputs, new_values = self.run_graph(inputs)
         self._write_back(outputs, new_values)
         rec = self.record
-        flat = [Tensor._wrap(outputs[i]) if i is not None else None for i in rec.returns]
-        return flat
+        # Copies: a backend may hand back its own buffers, which the next call overwrites.
+        return [Tensor._wrap(np.array(outputs[i])) if i is not None else None for i in rec.returns]
 
     def _write_back(self, outputs, new_values):
         rec = self.record
-        targets = [t._value for t in rec.updates]
-        # An update source that aliases another update's target must be read before anything is written.
-        safe = [np.array(v) if any(np.shares_memory(v, t) for t in targets) else v for v in new_values]
-        for t, v in zip(rec.updates, safe):
-            np.copyto(t._value, v, casting="unsafe")
+        # Backends hand back update values that never alias another update's target (the interpreter
+        # copies; numba writes in place or into its own buffers), so plain copies in order are safe.
+        for t, v in zip(rec.updates, new_values):
+            if v is not t._value:
+                np.copyto(t._value, v, casting="unsafe")
         for t, i in zip(rec.escapes, rec.escape_outputs):
             arr = outputs[i]
             if type(t._value) is np.ndarray and t._value.shape == arr.shape:

@@ -1,0 +1,106 @@
+"""Write generated source to a file named by its content hash and import it, so numba's cache=True works.
+
+    mod = load_module(source, cache_dir)    # a new process with the same source loads cached machine code
+
+numba cannot cache functions defined by exec() (no file to key on); a real file can, and its
+name — the hash of the source, which embeds graphc's, numba's, numpy's and Python's versions —
+makes a changed generator produce a new file instead of reusing stale machine code.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import warnings
+
+from ...config import log
+
+_fallback_warned = False
+
+
+def module_path(source, cache_dir):
+    digest = hashlib.sha256(source.encode()).hexdigest()[:24]
+    return os.path.join(cache_dir, f"graphc_{digest}.py"), f"graphc_generated_{digest}"
+
+
+def _writable_dir(cache_dir):
+    """cache_dir if we can write there; else a per-process temporary directory (warned once)."""
+    global _fallback_warned
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=cache_dir, prefix=".probe", delete=True)
+        probe.close()
+        return cache_dir
+    except OSError as exc:
+        fallback = os.path.join(tempfile.gettempdir(), f"graphc-cache-{os.getuid() if hasattr(os, 'getuid') else 0}")
+        if not _fallback_warned:
+            warnings.warn(f"graphc: the kernel cache directory {cache_dir!r} is not writable ({exc.strerror}); "
+                          f"caching in {fallback} instead. Set GRAPHC_CACHE_DIR to a writable directory.",
+                          stacklevel=3)
+            _fallback_warned = True
+        os.makedirs(fallback, exist_ok=True)
+        return fallback
+
+
+def _write_atomically(path, text):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".py")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_module(source, cache_dir):
+    """Import `source` from <cache_dir>/graphc_<hash>.py (written if missing or corrupt); returns the module."""
+    cache_dir = _writable_dir(cache_dir)
+    path, name = module_path(source, cache_dir)
+    if name in sys.modules:
+        return sys.modules[name]
+    existing = None
+    if os.path.exists(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            existing = f.read()
+        if existing != source:
+            log("cache", f"cache entry {path} is corrupt or truncated; rebuilding it")
+            _drop_numba_cache(path)
+    if existing != source:
+        _write_atomically(path, source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module   # before exec: numba's cache locator looks the module up by name
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _drop_numba_cache(path):
+    """Remove numba's index/data files that belong to a generated module."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    pycache = os.path.join(os.path.dirname(path), "__pycache__")
+    if not os.path.isdir(pycache):
+        return
+    for entry in os.listdir(pycache):
+        if entry.startswith(stem + "."):
+            try:
+                os.unlink(os.path.join(pycache, entry))
+            except OSError:
+                pass
+
+
+def drop_cache_for(module):
+    """Forget a generated module and its numba cache files (used when a cache entry fails to load)."""
+    path = getattr(module, "__file__", None)
+    if path:
+        _drop_numba_cache(path)
+    sys.modules.pop(getattr(module, "__name__", ""), None)

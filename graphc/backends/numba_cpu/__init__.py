@@ -1,0 +1,175 @@
+"""The Numba CPU backend: fuse, plan memory, emit a module of @njit kernels, load it through the disk cache.
+
+    run = NumbaCPUBackend().compile(graph)    # run(input_arrays) -> (outputs, update values)
+    run.source("python" | "llvm" | "asm" | "fused" | "plan")
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+
+from ...config import log, settings
+from ...errors import BackendError
+from ...passes.fusion import fuse
+from ...passes.memplan import plan_memory
+from ..codegen.loader import drop_cache_for, load_module
+from .emit import ModuleEmitter, value_names
+
+
+def _inline_ok(kernel, value):
+    """Elementwise and reduce kernels read a full/0-d const as a literal; library kernels need an array."""
+    return kernel.kind in ("elementwise", "reduce")
+
+
+class NumbaCPUBackend:
+    """Backend interface: compile(graph) -> Runner."""
+
+    name = "numba_cpu"
+
+    def prepare_passes(self):
+        return []
+
+    def compile(self, graph, cache_dir=None, **options):
+        phases = {}
+        t0 = time.perf_counter()
+        fused = fuse(graph)
+        plan = plan_memory(fused, _inline_ok)
+        phases["fuse+plan"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        emitter = ModuleEmitter(fused, plan, graph.name)
+        source = emitter.emit()
+        phases["codegen"] = time.perf_counter() - t1
+        log("kernels", source)
+        _dump(graph.name, "py", source)
+        runner = Runner(graph, fused, plan, emitter, source, cache_dir or settings.cache_dir, phases)
+        runner.warm_up()
+        return runner
+
+
+def _dump(name, ext, text):
+    """With GRAPHC_DUMP set, write the generated source next to the IR stages."""
+    if settings.dump:
+        import os
+        from ..codegen.loader import _write_atomically
+        os.makedirs(settings.dump, exist_ok=True)
+        _write_atomically(os.path.join(settings.dump, f"{name}.{ext}"), text)
+
+
+class Runner:
+    """Calls the generated driver with the graph's inputs plus the planned buffers; hands back results."""
+
+    def __init__(self, graph, fused, plan, emitter, source, cache_dir, phases):
+        self.graph = graph
+        self.fused = fused
+        self.plan = plan
+        self.emitter = emitter
+        self.source_text = source
+        self.cache_dir = cache_dir
+        self.pools = [np.empty(max(n, 1), dtype) for dtype, n in plan.pools]
+        self.scratch = [np.empty(max(n, 1), dtype) for n, dtype in emitter.scratch]
+        self.consts = list(emitter.consts)
+        self.names = value_names(graph)
+        t = time.perf_counter()
+        self.module = load_module(source, cache_dir)
+        phases["import"] = time.perf_counter() - t
+        self.stats = {"phases": phases, "kernels": len(fused.kernels), "kernel_compile_s": {},
+                      "pool_bytes": int(sum(p.nbytes for p in self.pools) + sum(s.nbytes for s in self.scratch)),
+                      "cache": "unknown"}
+        self._getters = [self._getter(v) for v in graph.outputs]
+        self._update_getters = [self._getter(new) for _, new in graph.updates]
+
+    # --- results -----------------------------------------------------------------------------
+    def _getter(self, value):
+        home = self.plan.home.get(id(value))
+        if home is None:
+            node = value.node
+            if node is not None and node.op in ("full", "const"):
+                arr = np.full(value.shape, node.attrs["value"], dtype=value.dtype) if node.op == "full" \
+                    else np.array(node.attrs["value"], dtype=value.dtype)
+                return lambda inputs: arr
+            raise BackendError("numba_cpu", f"no storage planned for output {self.names.get(id(value))}")
+        if home[0] == "input":
+            i = home[1]
+            return lambda inputs: inputs[i]
+        if home[0] == "buffer":
+            view = self.pools[home[1]][:max(value.size, 1)].reshape(value.shape)
+            return lambda inputs: view
+        base = self._getter(home[1])
+        node = value.node
+        if node.op == "reshape":
+            return lambda inputs: base(inputs).reshape(value.shape)
+        perm = tuple(node.attrs["perm"])
+        return lambda inputs: np.transpose(base(inputs), perm)
+
+    # --- running -------------------------------------------------------------------------------
+    def __call__(self, inputs):
+        inputs = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in inputs]
+        try:
+            self.module.driver(*inputs, *self.consts, *self.pools, *self.scratch)
+        except ValueError as exc:
+            raise self._runtime_error(exc) from None
+        return [g(inputs) for g in self._getters], [g(inputs) for g in self._update_getters]
+
+    def _runtime_error(self, exc):
+        text = str(exc)
+        match = re.match(r"(\w+): (\w+): (.*)", text)
+        if match and match.group(1) in self.emitter.kernel_locs:
+            from ...errors import ShapeError
+            return ShapeError(match.group(2), match.group(3), loc=self.emitter.kernel_locs[match.group(1)],
+                              hint="check the targets passed to the loss")
+        return BackendError("numba_cpu", f"a generated kernel failed: {text}")
+
+    def warm_up(self):
+        """Compile (or load from the disk cache) every kernel by running once on zeros; time each kernel."""
+        from numba.core import event
+        dummy = [np.zeros(v.shape, v.dtype) for v in self.graph.inputs]
+        t = time.perf_counter()
+        with event.install_recorder("numba:compile") as recorder:
+            try:
+                self.module.driver(*dummy, *self.consts, *self.pools, *self.scratch)
+            except ValueError:
+                pass
+            except Exception as exc:   # a corrupt cache entry: drop it and build again once
+                log("cache", f"loading cached kernels failed ({type(exc).__name__}: {exc}); rebuilding")
+                drop_cache_for(self.module)
+                self.module = load_module(self.source_text, self.cache_dir)
+                self.module.driver(*dummy, *self.consts, *self.pools, *self.scratch)
+        self.stats["phases"]["numba_compile"] = time.perf_counter() - t
+        self._kernel_times(recorder)
+        self.stats["cache"] = "miss" if self.stats["kernel_compile_s"] else "hit"
+
+    def _kernel_times(self, recorder):
+        open_at = {}
+        times = {}
+        for ts, ev in recorder.buffer:
+            data = ev.data if isinstance(ev.data, dict) else {}
+            disp = data.get("dispatcher")
+            name = getattr(getattr(disp, "py_func", None), "__name__", None) or "?"
+            if ev.is_start:
+                open_at.setdefault(name, []).append(ts)
+            elif open_at.get(name):
+                times[name] = times.get(name, 0.0) + ts - open_at[name].pop()
+        self.stats["kernel_compile_s"] = times
+
+    # --- inspection ----------------------------------------------------------------------------
+    def source(self, kind="python"):
+        """The generated module ("python"), fused IR ("fused"), memory plan ("plan"), or "llvm"/"asm"."""
+        if kind == "python":
+            return self.source_text
+        if kind == "fused":
+            return str(self.fused)
+        if kind == "plan":
+            return self.plan.describe(self.names)
+        if kind in ("llvm", "asm"):
+            parts = []
+            for name in [k.name for k in self.fused.kernels] + ["driver"]:
+                disp = getattr(self.module, name, None)
+                if disp is None or not hasattr(disp, "signatures") or not disp.signatures:
+                    continue
+                inspect = disp.inspect_llvm if kind == "llvm" else disp.inspect_asm
+                for sig, text in inspect().items():
+                    parts.append(f"; ---- {name}{sig} ----\n{text}")
+            return "\n".join(parts)
+        raise BackendError("source", f"unknown source kind {kind!r}", hint="python, fused, plan, llvm or asm")

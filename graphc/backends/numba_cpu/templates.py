@@ -1,0 +1,160 @@
+"""Source templates for the kernels that are not loop nests of scalar ops: conv, pooling, indexing, RNG.
+
+    conv2d_forward_body(geometry((100, 32, 26, 26), (64, 32, 3, 3), (1, 1), (0, 0)))  -> kernel body text
+
+The conv kernels are im2col / col2im + BLAS GEMM in chunks of images (the eager kernels' design,
+measured in graphc/eager_kernels/conv.py); their im2col/col2im loops are copied into each
+generated module so that module stays self-contained, as numba's on-disk cache requires.
+"""
+from __future__ import annotations
+
+import inspect
+import textwrap
+
+from ...ops.source import GOLDEN, MIX1, MIX2
+
+CHUNK_BYTES = 4 << 20
+
+UNIFORM = f'''@njit(cache=True, inline="always")
+def _graphc_uniform(seed, counter):
+    """graphc's counter-based uniform [0, 1): the same function as graphc.ops.source.uniform_bits."""
+    z = (np.uint64(seed) * np.uint64({GOLDEN:#x})) ^ np.uint64(counter)
+    z = z + np.uint64({GOLDEN:#x})
+    z = (z ^ (z >> np.uint64(30))) * np.uint64({MIX1:#x})
+    z = (z ^ (z >> np.uint64(27))) * np.uint64({MIX2:#x})
+    z = z ^ (z >> np.uint64(31))
+    return np.float32(z >> np.uint64(40)) * np.float32(1.0 / 16777216.0)'''
+
+
+def conv_helpers():
+    """The eager kernels' im2col/col2im loops, as source for a generated module."""
+    from ...eager_kernels import conv
+    parts = []
+    for fn in (conv._valid_range, conv._im2col_kernel, conv._col2im_kernel):
+        src = textwrap.dedent(inspect.getsource(fn)).replace("_valid_range_nb(", "_valid_range(")
+        parts.append("@njit(cache=True)\n" + src)
+    return "\n\n".join(parts)
+
+
+def geometry(x_shape, w_shape, stride, padding):
+    """Sizes of one convolution, and the chunk of images whose column matrix stays in cache."""
+    n, c, h, w = x_shape
+    o, _, kh, kw = w_shape
+    sh, sw = stride
+    ph, pw = padding
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    k, p = c * kh * kw, oh * ow
+    nb = max(1, min(n, CHUNK_BYTES // max(1, (k + o) * p * 4)))
+    return dict(N=n, C=c, H=h, W=w, O=o, KH=kh, KW=kw, SH=sh, SW=sw, PH=ph, PW=pw, OH=oh, OW=ow, K=k, P=p, NB=nb)
+
+
+def conv2d_forward_body(g):
+    return """w2 = w.reshape(({O}, {K}))
+y3 = y.reshape(({N}, {O}, {P}))
+for n0 in range(0, {N}, {NB}):
+    nb = min({NB}, {N} - n0)
+    cols = cols_s[:{K} * nb * {P}].reshape(({K}, nb * {P}))
+    _im2col_kernel(x, n0, nb, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
+    o = out_s[:{O} * nb * {P}].reshape(({O}, nb * {P}))
+    np.dot(w2, cols, o)
+    for b in range(nb):
+        y3[n0 + b] = o[:, b * {P}:(b + 1) * {P}]""".format(**g)
+
+
+def conv2d_grad_weight_body(g):
+    # gw.T[K, O] += cols_img @ gy[n].T, one GEMM per image (reads gy in place; measured faster on C=1).
+    return """gy3 = gy.reshape(({N}, {O}, {P}))
+acc = acc_s.reshape(({K}, {O}))
+part = part_s.reshape(({K}, {O}))
+acc[...] = 0
+for n0 in range(0, {N}, {NB}):
+    nb = min({NB}, {N} - n0)
+    cols = cols_s[:{K} * nb * {P}].reshape(({K}, nb * {P}))
+    _im2col_kernel(x, n0, nb, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
+    for b in range(nb):
+        np.dot(cols[:, b * {P}:(b + 1) * {P}], gy3[n0 + b].T, part)
+        acc += part
+gw.reshape(({O}, {K}))[...] = acc.T""".format(**g)
+
+
+def conv2d_grad_input_body(g):
+    return """gx[...] = 0
+w_t = w.reshape(({O}, {K})).T
+gy3 = gy.reshape(({N}, {O}, {P}))
+for n0 in range(0, {N}, {NB}):
+    nb = min({NB}, {N} - n0)
+    gyb = gyt_s[:{O} * nb * {P}].reshape(({O}, nb * {P}))
+    for b in range(nb):
+        gyb[:, b * {P}:(b + 1) * {P}] = gy3[n0 + b]
+    gcols = gcols_s[:{K} * nb * {P}].reshape(({K}, nb * {P}))
+    np.dot(w_t, gyb, gcols)
+    _col2im_kernel(gcols, n0, nb, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, gx)""".format(**g)
+
+
+def maxpool_argmax_body(kernel, stride, padding, size):
+    loop = "prange" if size >= (1 << 17) else "range"
+    return f"""N, C, H, W = x.shape
+OH, OW = idx.shape[2], idx.shape[3]
+for nc in {loop}(N * C):
+    n = nc // C
+    c = nc % C
+    for oh in range(OH):
+        for ow in range(OW):
+            besti = -1
+            best = x[n, c, 0, 0]
+            for i in range({kernel[0]}):
+                ih = oh * {stride[0]} - {padding[0]} + i
+                if ih < 0 or ih >= H:
+                    continue
+                for j in range({kernel[1]}):
+                    iw = ow * {stride[1]} - {padding[1]} + j
+                    if iw < 0 or iw >= W:
+                        continue
+                    v = x[n, c, ih, iw]
+                    # first maximum wins ties; a NaN wins, as in numpy's argmax
+                    if besti < 0 or v > best or (v != v and best == best):
+                        best = v
+                        besti = ih * W + iw
+            idx[n, c, oh, ow] = besti"""
+
+
+POOL_GATHER = """N, C, OH, OW = idx.shape
+W = x.shape[3]
+for n in range(N):
+    for c in range(C):
+        for oh in range(OH):
+            for ow in range(OW):
+                k = idx[n, c, oh, ow]
+                y[n, c, oh, ow] = x[n, c, k // W, k % W]"""
+
+POOL_SCATTER = """N, C, OH, OW = idx.shape
+W = gx.shape[3]
+gx[...] = 0
+for n in range(N):
+    for c in range(C):
+        for oh in range(OH):
+            for ow in range(OW):
+                k = idx[n, c, oh, ow]
+                gx[n, c, k // W, k % W] += gy[n, c, oh, ow]"""
+
+
+def index_text(index):
+    """A normalised getitem index as slice text, new axes dropped.   ((0, 5, 2), 3) -> '0:5:2, 3'"""
+    parts = []
+    for item in index:
+        if item is None:
+            continue
+        if isinstance(item, tuple):
+            start, stop, step = item
+            if step < 0 and stop < 0:
+                parts.append(f"{start}::{step}")
+            else:
+                parts.append(f"{start}:{stop}:{step}")
+        else:
+            parts.append(str(item))
+    return ", ".join(parts) if parts else "..."
+
+
+def shape_without_new_axes(index, in_shape):
+    """The shape x[index] has before new axes (None) are inserted."""
+    return tuple(len(range(*item)) for item in index if isinstance(item, tuple))

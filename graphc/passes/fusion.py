@@ -1,0 +1,240 @@
+"""Fusion: group the graph's nodes into kernels, each one loop nest (or one library call).
+
+    before:  %2 = add %1, %b    %3 = relu %2           (two elementwise nodes of shape [64,128])
+    after:   kernel fused_add_relu_2 (elementwise [64,128]) { %2 = add %1, %b; %3 = relu %2 }
+
+Rules, in order:
+  * elementwise ops (and broadcast_to / one_hot / full / uniform, which read or make values
+    elementwise) of the same output shape join one group when that creates no cycle;
+  * a reduction swallows the elementwise group that feeds it when nothing else reads that group;
+  * everything else (matmul, conv, pooling, movement) is a kernel of its own.
+Every rejected merge of two adjacent groups is logged with its reason under GRAPHC_LOG=fusion.
+"""
+from __future__ import annotations
+
+from ..config import log
+from ..ops import ELEMENTWISE, OPS, REDUCE
+
+# Ops that fusion treats as elementwise although the op table files them elsewhere: each reads
+# its inputs at (a broadcast of) the output index, so it fits in an elementwise loop nest.
+LOOP_OPS = {"broadcast_to", "full", "uniform", "one_hot"}
+VIEW_OPS = {"reshape", "permute"}
+
+
+def is_loop_op(node):
+    return OPS[node.op].kind == ELEMENTWISE or node.op in LOOP_OPS
+
+
+class Kernel:
+    """A group of nodes that becomes one generated function (or one view in the driver)."""
+
+    def __init__(self, kind, nodes):
+        self.kind = kind
+        self.nodes = list(nodes)
+        self.inputs = []     # Values read from outside, in first-use order
+        self.outputs = []    # Values produced here and needed outside
+        self.name = ""
+
+    @property
+    def shape(self):
+        """The iteration space: the output shape of the last node (elementwise) or the reduce input."""
+        if self.kind == "reduce":
+            return self.nodes[-1].inputs[0].shape
+        return self.nodes[-1].out.shape
+
+    def __repr__(self):
+        return f"<Kernel {self.name} {self.kind} {[n.op for n in self.nodes]}>"
+
+
+class FusedGraph:
+    """The graph plus its kernels in execution order."""
+
+    def __init__(self, graph, kernels):
+        self.graph = graph
+        self.kernels = kernels
+
+    def __str__(self):
+        from ..ir.printer import print_graph
+        text = print_graph(self.graph)
+        numbering = {}
+        for i, node in enumerate(self.graph.nodes):
+            numbering[id(node.out)] = f"%{i}"
+        for v in self.graph.inputs:
+            numbering[id(v)] = "%" + v.name
+        lines = [text, "", f"// {len(self.kernels)} kernels"]
+        for k in self.kernels:
+            ins = ", ".join(numbering.get(id(v), "?") for v in k.inputs)
+            outs = ", ".join(numbering.get(id(v), "?") for v in k.outputs)
+            body = "; ".join(f"{numbering[id(n.out)]} = {n.op}" for n in k.nodes)
+            lines.append(f"kernel {k.name} ({k.kind} {list(k.shape)}) ({ins}) -> ({outs}) {{ {body} }}")
+        return "\n".join(lines)
+
+
+def fuse(graph):
+    """Group nodes into kernels; returns a FusedGraph (the graph itself is unchanged)."""
+    group_of = {}          # id(node) -> group index
+    groups = []            # list of lists of nodes (None when merged away)
+    ancestors = []         # per group: set of group ids it (transitively) depends on
+    parent = []
+
+    def find(g):
+        while parent[g] != g:
+            parent[g] = parent[parent[g]]
+            g = parent[g]
+        return g
+
+    def producer_group(value):
+        node = value.node
+        return None if node is None else find(group_of[id(node)])
+
+    def deps_of(node):
+        deps = set()
+        for v in node.inputs:
+            g = producer_group(v)
+            if g is not None:
+                deps.add(g)
+                deps |= {find(a) for a in ancestors[g]}
+        return deps
+
+    for node in graph.nodes:
+        gid = len(groups)
+        groups.append([node])
+        parent.append(gid)
+        ancestors.append(deps_of(node))
+        group_of[id(node)] = gid
+        if not is_loop_op(node):
+            continue
+        for v in node.inputs:
+            pg = producer_group(v)
+            if pg is None or pg == find(gid):
+                continue
+            reason = _why_not_fuse(groups[pg], node)
+            mine = find(gid)
+            if reason is None and (_path_between(pg, mine, ancestors, find) or _path_between(mine, pg, ancestors, find)):
+                reason = "merging would create a cycle (another kernel sits between them)"
+            if reason is not None:
+                log("fusion", f"not fusing {groups[pg][-1].op} into {node.op} "
+                              f"({node.out.type_str()}): {reason}")
+                continue
+            groups[pg].extend(groups[mine])
+            groups[mine] = None
+            parent[mine] = pg
+            ancestors[pg] = {find(a) for a in ancestors[pg] | ancestors[mine]} - {pg}
+    kernels = _order_kernels(graph, groups, find, group_of)
+    kernels = _fuse_reduce_prologues(graph, kernels)
+    _finish(graph, kernels)
+    return FusedGraph(graph, kernels)
+
+
+def _path_between(a, b, ancestors, find):
+    """Does group b depend on group a through some third group?"""
+    for c in {find(x) for x in ancestors[b]}:
+        if c not in (a, b) and a in {find(x) for x in ancestors[c]}:
+            return True
+    return False
+
+
+def _why_not_fuse(group_nodes, node):
+    last = group_nodes[-1]
+    if not all(is_loop_op(n) for n in group_nodes):
+        return f"producer {last.op} is a {OPS[last.op].kind} op, not elementwise"
+    if last.out.shape != node.out.shape:
+        return f"iteration shapes differ: {list(last.out.shape)} vs {list(node.out.shape)}"
+    return None
+
+
+def _order_kernels(graph, groups, find, group_of):
+    """Kernels in a topological order of their dependencies, earliest first node first."""
+    import networkx as nx
+    position = {id(n): i for i, n in enumerate(graph.nodes)}
+    live = {}
+    for g in groups:
+        if g is not None:
+            g.sort(key=lambda n: position[id(n)])
+            live[find(group_of[id(g[0])])] = g
+    dag = nx.DiGraph()
+    dag.add_nodes_from(live)
+    for gid, g in live.items():
+        for n in g:
+            for v in n.inputs:
+                if v.node is not None:
+                    src = find(group_of[id(v.node)])
+                    if src != gid:
+                        dag.add_edge(src, gid)
+    order = nx.lexicographical_topological_sort(dag, key=lambda gid: position[id(live[gid][0])])
+    kernels = []
+    for gid in order:
+        g = live[gid]
+        kind = "elementwise" if all(is_loop_op(n) for n in g) else _kind_of(g[-1])
+        kernels.append(Kernel(kind, g))
+    return kernels
+
+
+def _kind_of(node):
+    if node.op in VIEW_OPS:
+        return "view"
+    if node.op == "const":
+        return "const"
+    if OPS[node.op].kind == REDUCE:
+        return "reduce"
+    return node.op
+
+
+def _fuse_reduce_prologues(graph, kernels):
+    """A reduce kernel absorbs the elementwise kernel feeding it when that kernel has no other reader."""
+    readers = {}
+    for k in kernels:
+        for n in k.nodes:
+            for v in n.inputs:
+                readers.setdefault(id(v), set()).add(id(k))
+    roots = {id(v) for v in graph.outputs} | {id(new) for _, new in graph.updates}
+    producer = {}
+    for k in kernels:
+        for n in k.nodes:
+            producer[id(n.out)] = k
+    merged = set()
+    for k in kernels:
+        if k.kind != "reduce":
+            continue
+        src = k.nodes[-1].inputs[0]
+        pk = producer.get(id(src))
+        if pk is None or pk.kind != "elementwise" or id(pk) in merged:
+            continue
+        if pk.shape != src.shape:
+            continue
+        outside = [n for n in pk.nodes if id(n.out) in roots or (readers.get(id(n.out), set()) - {id(k), id(pk)})]
+        if outside:
+            log("fusion", f"not fusing {pk.nodes[-1].op} into reduce {k.nodes[-1].op}: "
+                          f"{outside[0].op} is also read by another kernel")
+            continue
+        if any(n.op in ("uniform",) for n in pk.nodes):
+            continue
+        k.nodes = pk.nodes + k.nodes
+        merged.add(id(pk))
+    return [k for k in kernels if id(k) not in merged]
+
+
+def _finish(graph, kernels):
+    """Fill each kernel's inputs/outputs and give it a name that says what is inside."""
+    roots = {id(v) for v in graph.outputs} | {id(new) for _, new in graph.updates}
+    readers = {}
+    for k in kernels:
+        for n in k.nodes:
+            for v in n.inputs:
+                readers.setdefault(id(v), set()).add(id(k))
+    for index, k in enumerate(kernels):
+        inside = {id(n.out) for n in k.nodes}
+        seen = set()
+        for n in k.nodes:
+            for v in n.inputs:
+                if id(v) not in inside and id(v) not in seen:
+                    seen.add(id(v))
+                    k.inputs.append(v)
+        k.outputs = [n.out for n in k.nodes
+                     if id(n.out) in roots or (readers.get(id(n.out), set()) - {id(k)})]
+        ops = []
+        for n in k.nodes:
+            if n.op not in ops:
+                ops.append(n.op)
+        prefix = "fused_" if len(k.nodes) > 1 else ""
+        k.name = f"{prefix}{'_'.join(ops[:4])}{'_etc' if len(ops) > 4 else ''}_{index}"

@@ -4,3 +4,5 @@
 """
 from .graph import DTYPE_BY_NAME, DTYPE_NAMES, INPUT_KINDS, Graph, Node, Value, clone_graph, type_str  # noqa: F401
 from .printer import format_attr, print_graph  # noqa: F401
+from .parser import parse_graph  # noqa: F401
+from .verify import verify  # noqa: F401

@@ -16,6 +16,7 @@ def default_passes():
         ("autodiff", autodiff),      # grad requests -> backward subgraph (VJP rules of the op table)
         ("simplify", simplify),      # x*1, reshape(reshape), stop_gradient (after autodiff: no longer needed)
         ("fold", fold_constants),    # ops on constants -> constants
+        ("simplify", simplify),      # identities that folding exposed, e.g. x * (0.5 + 0.5)
         ("cse", cse),                # one node per distinct computation
         ("dce", dce),                # drop what no output or update needs
     ]

@@ -1,0 +1,67 @@
+"""Conv2d: 2-D convolution over NCHW input, with PyTorch's arguments and default init.
+
+    nn.Conv2d(1, 32, 3, 1)(x[64,1,28,28]) -> [64,32,26,26]
+"""
+from __future__ import annotations
+
+import math
+
+from .. import functional as G
+from ..errors import GraphcError
+from ..tensor import DEFAULT_DTYPE
+from . import functional as F
+from . import init
+from .module import Module
+from .parameter import Parameter
+
+
+class Conv2d(Module):
+    """Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True); groups/dilation 1 only."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, padding_mode="zeros", device=None, dtype=None):
+        super().__init__()
+        if groups != 1 or F._pair(dilation, "dilation") != (1, 1):
+            raise GraphcError("Conv2d", f"groups={groups}, dilation={dilation} is not supported by graphc",
+                              hint="graphc's conv2d primitive handles groups=1 and dilation=1 only")
+        if padding_mode != "zeros":
+            raise GraphcError("Conv2d", f"padding_mode={padding_mode!r} is not supported by graphc",
+                              hint="use padding_mode='zeros', or pad explicitly with F.pad")
+        if in_channels <= 0 or out_channels <= 0:
+            raise ValueError("in_channels and out_channels must be positive integers")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = F._pair(kernel_size, "kernel_size")
+        self.stride = F._pair(stride, "stride")
+        # Validate 'same'/'valid' now, as torch does; keep the string for repr and forward.
+        F.conv_padding("Conv2d", padding, self.kernel_size, self.stride)
+        self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding")
+        self.dilation = (1, 1)
+        self.groups = 1
+        self.padding_mode = padding_mode
+        dtype = dtype or DEFAULT_DTYPE
+        self.weight = Parameter(G.empty(out_channels, in_channels, *self.kernel_size, dtype=dtype))
+        if bias:
+            self.bias = Parameter(G.empty(out_channels, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
+            if fan_in != 0:
+                bound = 1 / math.sqrt(fan_in)
+                init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input):
+        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s

@@ -78,7 +78,10 @@ def _topo_order(root):
 def run_vjp(op, g, ans, inputs, attrs):
     """One op's input gradients, each summed back to its input's shape (None where no grad flows)."""
     from .functional import sum_to
-    grads = op.vjp(g, ans, *inputs, **attrs)
+    if op.extra.get("vjp_needs"):
+        grads = op.vjp(g, ans, *inputs, needs=tuple(inp.requires_grad for inp in inputs), **attrs)
+    else:
+        grads = op.vjp(g, ans, *inputs, **attrs)
     out = []
     for inp, gi in zip(inputs, grads):
         if gi is None or not inp.requires_grad:

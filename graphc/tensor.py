@@ -114,6 +114,8 @@ class Tensor:
 
     @property
     def grad(self):
+        if _context.tracer is not None:
+            _context.tracer.note_grad_read(self)
         return self._grad
 
     @grad.setter
@@ -175,7 +177,9 @@ class Tensor:
 
     @data.setter
     def data(self, other):
-        self._assign(other if isinstance(other, Tensor) else Tensor(other))
+        from .autograd import no_grad
+        with no_grad():   # as in torch, assigning .data is invisible to autograd
+            self._assign(other if isinstance(other, Tensor) else Tensor(other))
 
     def _is_traced(self):
         return not isinstance(self._value, np.ndarray)

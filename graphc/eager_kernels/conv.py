@@ -1,7 +1,8 @@
 """conv2d and its gradients: im2col / col2im + one BLAS GEMM per chunk.
 
 Layout: NCHW input x[N,C,H,W], weight w[O,C,KH,KW], groups=1, dilation=1,
-zero padding, floor output size (as PyTorch).
+zero padding, floor output size (as PyTorch). Results are C-contiguous and
+have the first argument's dtype (the second argument is cast to it).
 
 Why this shape of algorithm (measured on the 2-core dev machine, conv2 of
 the MNIST CNN, x[100,32,26,26], w[64,32,3,3], float32):
@@ -9,25 +10,29 @@ the MNIST CNN, x[100,32,26,26], w[64,32,3,3], float32):
 * The GEMM is the bulk of the work (~12 ms per direction) and numpy's
   OpenBLAS sgemm already uses both cores; nothing hand-written gets close.
 * The batch goes through in chunks of a few images whose column matrix
-  cols[C*KH*KW, b*OH*OW] is ~2 MB, so it is still in cache when the GEMM
-  reads it. One whole-batch cols (66 MB) makes every GEMM memory bound:
-  48 ms instead of 12 ms for the forward GEMM.
-* im2col / col2im are serial numba kernels: 2-5x faster than the numpy
-  strided copies (numpy col2im alone is 14 ms). They stay serial because a
-  prange kernel between OpenBLAS calls fights OpenBLAS's spinning threads
-  for the two cores (forward went from 20 ms to 200 ms).
-* The numba kernels index 1-D row views with range() counters only: numba's
-  negative-index wraparound on computed flat offsets blocks vectorisation
-  (a plain flat-index copy loop ran ~8x slower than the view version).
+  cols[C*KH*KW, b*OH*OW] plus GEMM output is ~4 MB, so it is still in cache
+  when the GEMM reads it. One whole-batch cols (66 MB) makes every GEMM
+  memory bound: 48 ms instead of 12 ms for the forward GEMM.
+* im2col / col2im are serial numba kernels, faster than numpy's strided
+  copies: im2col 3.6 vs 5.5 ms, col2im 3.5 vs 14 ms per batch. They stay
+  serial because a prange kernel between OpenBLAS calls fights OpenBLAS's
+  spinning threads for the two cores (forward went from 20 ms to 200 ms).
+* The numba kernels index flat arrays with uint64 offsets: with signed
+  offsets numba adds a negative-index wraparound select to every access,
+  which blocks vectorisation (that copy loop ran ~9x slower; per-row array
+  views avoid it too but cost ~2x in view set-up for 24-element rows).
+* graphc's numba backend copies _valid_range, _im2col_kernel and
+  _col2im_kernel's source into its generated modules: keep them
+  self-contained (numpy as np, and _valid_range_nb only).
 """
 
 import numpy as np
 
 from . import njit, use_numba
 
-# Bytes of one chunk's column matrix. 1-8 MB all measured within ~10%;
-# 2 MB is at the fast end for every direction.
-_CHUNK_BYTES = 2 << 20
+# Bytes of one chunk's working set (column matrix + GEMM output). 2-6 MB all
+# measured within ~5% on conv2; 1 MB is ~15% slower.
+_CHUNK_BYTES = 4 << 20
 
 
 # --------------------------------------------------------------------------
@@ -58,13 +63,29 @@ def _out_hw(hw, khw, stride, padding):
     return oh, ow
 
 
-def _chunk_images(k, p, itemsize, n):
-    """Images per chunk so that cols[k, chunk*p] is about _CHUNK_BYTES."""
-    return max(1, min(n, _CHUNK_BYTES // max(1, k * p * itemsize)))
+def _chunk_images(k, o, p, itemsize, n):
+    """Images per chunk so that cols[k, b*p] + out[o, b*p] is ~_CHUNK_BYTES."""
+    return max(1, min(n, _CHUNK_BYTES // max(1, (k + o) * p * itemsize)))
 
 
-def _c_array(a, dtype):
+def _c_array(a, dtype=None):
     return np.ascontiguousarray(a, dtype=dtype)
+
+
+class _Scratch:
+    """Flat buffer handing out C-contiguous [rows, cols] matrices.
+
+    Chunk matrices must be contiguous even for the short last chunk: a column
+    slice of a bigger matrix would not be, and numba would compile (and run)
+    a slower non-contiguous specialisation of each kernel for it.
+    """
+
+    def __init__(self, rows, max_cols, dtype):
+        self.rows = rows
+        self.flat = np.empty(rows * max_cols, dtype)
+
+    def get(self, n_cols):
+        return self.flat[:self.rows * n_cols].reshape(self.rows, n_cols)
 
 
 # --------------------------------------------------------------------------
@@ -87,68 +108,71 @@ _valid_range_nb = njit(_valid_range)
 
 def _im2col_kernel(x, n0, nb, kh, kw, sh, sw, ph, pw, oh_n, ow_n, cols):
     # cols[(c*kh + i)*kw + j, b*P + oh*OW + ow] = x[n0+b, c, oh*sh-ph+i, ow*sw-pw+j]
-    # (0 where that input position is padding).
+    # (0 where that input position is padding). Offsets into the flat
+    # arrays are uint64 so numba emits no wraparound check and LLVM
+    # vectorises the copy (see the module docstring).
     n_c, h, w = x.shape[1], x.shape[2], x.shape[3]
     p = oh_n * ow_n
+    xf, cf = x.ravel(), cols.ravel()
+    row_len = cols.shape[1]
+    u_ow, u_sw = np.uint64(ow_n), np.uint64(sw)
     for c in range(n_c):
         for i in range(kh):
             oh_lo, oh_hi = _valid_range_nb(oh_n, sh, ph, i, h)
             for j in range(kw):
                 ow_lo, ow_hi = _valid_range_nb(ow_n, sw, pw, j, w)
-                n_valid = ow_hi - ow_lo
-                iw0 = ow_lo * sw - pw + j
-                row = cols[(c * kh + i) * kw + j]
+                n_valid = np.uint64(ow_hi - ow_lo)
+                partial = ow_lo > 0 or ow_hi < ow_n
+                k = (c * kh + i) * kw + j
                 for b in range(nb):
-                    plane = x[n0 + b, c]
                     for oh in range(oh_n):
-                        out = row[b * p + oh * ow_n:b * p + (oh + 1) * ow_n]
-                        if oh < oh_lo or oh >= oh_hi:
-                            for t in range(ow_n):
-                                out[t] = 0
+                        dst = k * row_len + b * p + oh * ow_n
+                        inside = oh_lo <= oh < oh_hi
+                        if partial or not inside:
+                            u_dst = np.uint64(dst)
+                            for t in range(u_ow):
+                                cf[u_dst + t] = 0
+                        if not inside:
                             continue
-                        for t in range(ow_lo):
-                            out[t] = 0
-                        for t in range(ow_hi, ow_n):
-                            out[t] = 0
-                        dst = out[ow_lo:ow_hi]
-                        src_row = plane[oh * sh - ph + i]
+                        d = np.uint64(dst + ow_lo)
+                        ih = oh * sh - ph + i
+                        s = np.uint64((((n0 + b) * n_c + c) * h + ih) * w
+                                      + ow_lo * sw - pw + j)
                         if sw == 1:
-                            src = src_row[iw0:iw0 + n_valid]
                             for t in range(n_valid):
-                                dst[t] = src[t]
+                                cf[d + t] = xf[s + t]
                         else:
-                            src_s = src_row[iw0:iw0 + (n_valid - 1) * sw + 1:sw]
                             for t in range(n_valid):
-                                dst[t] = src_s[t]
+                                cf[d + t] = xf[s + t * u_sw]
 
 
 def _col2im_kernel(cols, n0, nb, kh, kw, sh, sw, ph, pw, oh_n, ow_n, gx):
     # Adjoint of _im2col_kernel: gx[n0+b, c, ih, iw] += cols[k, b*P + ...],
-    # skipping padding positions. gx is the unpadded input gradient.
+    # skipping padding positions; gx is the unpadded input gradient.
     n_c, h, w = gx.shape[1], gx.shape[2], gx.shape[3]
     p = oh_n * ow_n
+    gf, cf = gx.ravel(), cols.ravel()
+    row_len = cols.shape[1]
+    u_sw = np.uint64(sw)
     for c in range(n_c):
         for i in range(kh):
             oh_lo, oh_hi = _valid_range_nb(oh_n, sh, ph, i, h)
             for j in range(kw):
                 ow_lo, ow_hi = _valid_range_nb(ow_n, sw, pw, j, w)
-                n_valid = ow_hi - ow_lo
-                iw0 = ow_lo * sw - pw + j
-                row = cols[(c * kh + i) * kw + j]
+                n_valid = np.uint64(ow_hi - ow_lo)
+                k = (c * kh + i) * kw + j
                 for b in range(nb):
-                    plane = gx[n0 + b, c]
                     for oh in range(oh_lo, oh_hi):
-                        start = b * p + oh * ow_n + ow_lo
-                        src = row[start:start + n_valid]
-                        dst_row = plane[oh * sh - ph + i]
+                        d = np.uint64(k * row_len + b * p + oh * ow_n + ow_lo)
+                        ih = oh * sh - ph + i
+                        s = np.uint64((((n0 + b) * n_c + c) * h + ih) * w
+                                      + ow_lo * sw - pw + j)
                         if sw == 1:
-                            dst = dst_row[iw0:iw0 + n_valid]
                             for t in range(n_valid):
-                                dst[t] += src[t]
+                                gf[s + t] += cf[d + t]
                         else:
-                            dst_s = dst_row[iw0:iw0 + (n_valid - 1) * sw + 1:sw]
                             for t in range(n_valid):
-                                dst_s[t] += src[t]
+                                gf[s + t * u_sw] += cf[d + t]
 
 
 _im2col_nb = njit(_im2col_kernel)
@@ -228,13 +252,13 @@ class _Im2col:
 
 def _chunks(g, itemsize):
     """(n0, nb) pairs covering the batch, nb images at a time."""
-    step = _chunk_images(g.k, g.p, itemsize, g.n)
+    step = _chunk_images(g.k, g.o, g.p, itemsize, g.n)
     return [(n0, min(step, g.n - n0)) for n0 in range(0, g.n, step)], step
 
 
 def conv2d(x, w, stride, padding):
     """y[N,O,OH,OW] = conv of x[N,C,H,W] with w[O,C,KH,KW], e.g. conv2d(x, w, (1, 1), (0, 0))."""
-    x = _c_array(x, x.dtype)
+    x = _c_array(x)
     w = _c_array(w, x.dtype)
     n, c, h, wd = x.shape
     o, c_w, kh, kw = w.shape
@@ -243,12 +267,12 @@ def conv2d(x, w, stride, padding):
     g = _Geometry(n, c, (h, wd), o, (kh, kw), stride, padding)
     y = np.empty((n, o, g.p), x.dtype)
     chunks, step = _chunks(g, x.itemsize)
-    cols = np.empty((g.k, step * g.p), x.dtype)
-    out = np.empty((o, step * g.p), x.dtype)
+    cols = _Scratch(g.k, step * g.p, x.dtype)
+    out = _Scratch(o, step * g.p, x.dtype)
     w2 = w.reshape(o, g.k)
     im2col = _Im2col(x, g)
     for n0, nb in chunks:
-        cols_b, out_b = cols[:, :nb * g.p], out[:, :nb * g.p]
+        cols_b, out_b = cols.get(nb * g.p), out.get(nb * g.p)
         im2col(n0, nb, cols_b)
         np.matmul(w2, cols_b, out=out_b)
         # out is [O, b, P]; y wants [b, O, P]. A small in-cache transpose.
@@ -258,7 +282,7 @@ def conv2d(x, w, stride, padding):
 
 def conv2d_grad_weight(gy, x, kernel_hw, stride, padding):
     """gw[O,C,KH,KW] of conv2d for output grad gy, e.g. conv2d_grad_weight(gy, x, (3, 3), (1, 1), (0, 0))."""
-    gy = _c_array(gy, gy.dtype)
+    gy = _c_array(gy)
     x = _c_array(x, gy.dtype)
     n, c, h, wd = x.shape
     o = gy.shape[1]
@@ -267,25 +291,28 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding):
         raise ValueError(f"conv2d_grad_weight: gy shape {gy.shape} does not "
                          f"match {(n, o, g.oh, g.ow)}")
     chunks, step = _chunks(g, x.itemsize)
-    cols = np.empty((g.k, step * g.p), x.dtype)
-    gy_t = np.empty((o, step * g.p), x.dtype)
-    part = np.empty((o, g.k), x.dtype)
-    gw = np.zeros((o, g.k), x.dtype)
+    cols = _Scratch(g.k, step * g.p, x.dtype)
+    part = np.empty((g.k, o), x.dtype)
+    gw_t = np.zeros((g.k, o), x.dtype)
     gy3 = gy.reshape(n, o, g.p)
     im2col = _Im2col(x, g)
     for n0, nb in chunks:
-        cols_b, gy_b = cols[:, :nb * g.p], gy_t[:, :nb * g.p]
+        cols_b = cols.get(nb * g.p)
         im2col(n0, nb, cols_b)
-        gy_b.reshape(o, nb, g.p)[...] = gy3[n0:n0 + nb].transpose(1, 0, 2)
-        # gw += gy_b @ cols_b.T (numpy has no GEMM beta=1; the add is tiny)
-        np.matmul(gy_b, cols_b.T, out=part)
-        gw += part
-    return gw.reshape(o, c, g.kh, g.kw)
+        # One GEMM per image, gw.T += cols_img @ gy[n].T, reads gy in place.
+        # A GEMM per chunk would need gy transposed to [O, b*P] first: same
+        # speed on conv2, 2x slower on conv1 (C=1, the transpose dominates).
+        # This orientation (output [K, O]) runs ~20% faster in OpenBLAS
+        # than gy[n] @ cols_img.T. numpy has no GEMM beta=1: add the parts.
+        for b in range(nb):
+            np.matmul(cols_b[:, b * g.p:(b + 1) * g.p], gy3[n0 + b].T, out=part)
+            gw_t += part
+    return np.ascontiguousarray(gw_t.T).reshape(o, c, g.kh, g.kw)
 
 
 def conv2d_grad_input(gy, w, input_hw, stride, padding):
     """gx[N,C,H,W] of conv2d for output grad gy, e.g. conv2d_grad_input(gy, w, (28, 28), (1, 1), (0, 0))."""
-    gy = _c_array(gy, gy.dtype)
+    gy = _c_array(gy)
     w = _c_array(w, gy.dtype)
     n, o = gy.shape[:2]
     o_w, c, kh, kw = w.shape
@@ -302,12 +329,12 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding):
     else:
         gx = np.zeros((n, c, g.h + 2 * g.ph, g.w + 2 * g.pw), gy.dtype)
     chunks, step = _chunks(g, gy.itemsize)
-    gcols = np.empty((g.k, step * g.p), gy.dtype)
-    gy_t = np.empty((o, step * g.p), gy.dtype)
+    gcols = _Scratch(g.k, step * g.p, gy.dtype)
+    gy_t = _Scratch(o, step * g.p, gy.dtype)
     w_t = w.reshape(o, g.k).T
     gy3 = gy.reshape(n, o, g.p)
     for n0, nb in chunks:
-        gcols_b, gy_b = gcols[:, :nb * g.p], gy_t[:, :nb * g.p]
+        gcols_b, gy_b = gcols.get(nb * g.p), gy_t.get(nb * g.p)
         gy_b.reshape(o, nb, g.p)[...] = gy3[n0:n0 + nb].transpose(1, 0, 2)
         np.matmul(w_t, gy_b, out=gcols_b)
         if numba:

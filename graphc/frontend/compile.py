@@ -52,8 +52,8 @@ def _state_signature(record):
     """Guard part 2: train/eval flags, optimizer structure, which grads exist: what shaped the trace."""
     sig = [tuple(m.training for m in module.modules()) for module in record.modules]
     sig.extend(opt.trace_signature() for opt in record.optimizers)
-    sig.append(tuple((entry.tensor._grad is None, id(entry.tensor._grad)) for entry in record.lifted
-                     if entry.tensor.requires_grad))
+    # Only grads the code read before rebinding them shaped the trace (zero_grad() first makes them irrelevant).
+    sig.append(tuple((t._grad is None, id(t._grad)) for t in record.grads_read))
     return tuple(sig)
 
 

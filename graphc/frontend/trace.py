@@ -62,6 +62,9 @@ class GraphBuilder:
     def note_optimizer(self, optimizer):
         pass
 
+    def note_grad_read(self, tensor):
+        pass
+
     def note_module(self, module):
         pass
 
@@ -99,6 +102,7 @@ class Tracer(GraphBuilder):
         self.detached: dict[int, Value] = {}
         self.data_inputs: list[Value] = []
         self.grad_before: dict[int, object] = {}
+        self.grads_read_first: dict[int, Tensor] = {}   # .grad read before any rebinding: part of the guard
 
     def __enter__(self):
         _context.TRACE_LOCK.acquire()
@@ -164,6 +168,11 @@ class Tracer(GraphBuilder):
         super().assign(tensor, new)
 
     # --- state the code touches ------------------------------------------------------------
+    def note_grad_read(self, tensor):
+        """The code read tensor.grad: if it did so before rebinding it, the trace depends on it."""
+        if id(tensor) not in self.grad_slots:
+            self.grads_read_first[id(tensor)] = tensor
+
     def note_grad(self, tensor, value):
         if id(tensor) not in self.grad_slots:
             self.grad_slots[id(tensor)] = tensor
@@ -320,6 +329,7 @@ class TraceRecord:
         self.escape_outputs = escape_outputs
         self.grad_slots = grad_slots
         self.modules = list(tracer.modules.values())
+        self.grads_read = list(tracer.grads_read_first.values())
         self.optimizers = list(tracer.optimizers.values())
 
 

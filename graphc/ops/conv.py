@@ -50,10 +50,12 @@ class Conv2d:
     def impl(x, w, stride, padding):
         return _kernels("conv2d")(x, w, stride, padding)
 
-    def vjp(g, ans, x, w, stride, padding):
+    def vjp(g, ans, x, w, stride, padding, needs=(True, True)):
         from .. import functional as F
-        gx = F.apply_op("conv2d_grad_input", g, w, input_hw=tuple(x.shape[2:]), stride=stride, padding=padding)
-        gw = F.apply_op("conv2d_grad_weight", g, x, kernel_hw=tuple(w.shape[2:]), stride=stride, padding=padding)
+        gx = F.apply_op("conv2d_grad_input", g, w, input_hw=tuple(x.shape[2:]), stride=stride,
+                        padding=padding) if needs[0] else None
+        gw = F.apply_op("conv2d_grad_weight", g, x, kernel_hw=tuple(w.shape[2:]), stride=stride,
+                        padding=padding) if needs[1] else None
         return gx, gw
 
 

@@ -36,6 +36,7 @@ class Matmul:
     """Matrix product a @ b of 2-D or batched operands.   matmul([[1., 2.]], [[3.], [4.]]) -> [[11.]]"""
     impl = staticmethod(np.matmul)
 
-    def vjp(g, ans, a, b):
+    def vjp(g, ans, a, b, needs=(True, True)):
         # Batch dims that were broadcast are summed back by the autograd driver.
-        return g @ b.transpose(-1, -2), a.transpose(-1, -2) @ g
+        return (g @ b.transpose(-1, -2) if needs[0] else None,
+                a.transpose(-1, -2) @ g if needs[1] else None)

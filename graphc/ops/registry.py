@@ -72,6 +72,10 @@ def defop(name, *, kind, infer, nondiff=False, attrs=()):
             vjp=getattr(cls, "vjp", None),
             nondiff=nondiff, scalar=getattr(cls, "scalar", None), attrs=tuple(attrs),
             source_file=inspect.getfile(cls), doc=(cls.__doc__ or "").strip(), extra=extra)
+        if op.vjp is not None:
+            # A rule that takes `needs` is told which inputs want a gradient, so that eager mode skips
+            # the expensive ones nobody asked for (matmul's and conv's input gradients).
+            op.extra["vjp_needs"] = "needs" in inspect.signature(op.vjp).parameters
         if not nondiff and op.vjp is None and kind not in (SOURCE, AUTODIFF):
             raise ValueError(f"op {name!r} has no vjp: declare it nondiff=True or add a vjp")
         OPS[name] = op
@@ -129,13 +133,13 @@ def same_dtype(op, *types):
 
 
 def unary_same(op):
-    def infer(x):
+    def infer(x, **attrs):
         return tuple(x.shape), x.dtype
     return infer
 
 
 def unary_float(op):
-    def infer(x):
+    def infer(x, **attrs):
         require_float(op, x)
         return tuple(x.shape), x.dtype
     return infer

@@ -85,11 +85,9 @@ class Optimizer:
         self._note_traced()
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
                 if set_to_none:
-                    p.grad = None
-                else:
+                    p.grad = None   # unconditionally: the traced step must not depend on whether it was set
+                elif p._grad is not None:
                     with no_grad():
                         p.grad = p.grad.detach() if p.grad.requires_grad else p.grad
                         p.grad.zero_()
@@ -122,7 +120,7 @@ class Optimizer:
             flags = tuple(sorted((k, v if isinstance(v, (bool, str, type(None))) else (v != 0))
                                  for k, v in group.items() if k != "params" and not isinstance(v, (tuple, list))))
             sig.append(flags)
-            sig.extend((id(p), p.grad is None, tuple(sorted(self.state[p])) if p in self.state else ())
+            sig.extend((id(p), tuple(sorted(self.state[p])) if p in self.state else ())
                        for p in group["params"])
         return tuple(sig)
 

@@ -136,7 +136,8 @@ def _accumulate_leaf(t, g):
     g = g.detach() if not _context.grad_enabled else g
     if t.grad is None:
         # A fresh array: the leaf's grad must never alias an intermediate the tape still holds.
-        t.grad = g._copy_fresh()
+        # Under create_graph the gradient stays on the tape (clone is g + 0 for a g that requires grad).
+        t.grad = g.clone() if g.requires_grad else g._copy_fresh()
     else:
         t.grad = t.grad + g
 
@@ -165,7 +166,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     """Compare autograd against float64 central differences.   gradcheck(lambda x: (x * x).sum(), (x,)) -> True"""
     from .tensor import Tensor
     inputs = tuple(inputs)
-    xs = [Tensor(np.array(t.detach().numpy(), dtype=np.float64), requires_grad=t.requires_grad) for t in inputs]
+    # Floats are widened to float64; int labels and bool masks keep their dtype.
+    xs = [Tensor(np.array(t.detach().numpy(), dtype=np.float64 if t.dtype.kind == "f" else t.dtype),
+                 requires_grad=t.requires_grad) for t in inputs]
     out = fn(*xs)
     seed = np.random.default_rng(0).standard_normal(out.shape)
     analytic = grad((out * Tensor(seed)).sum(), [x for x in xs if x.requires_grad], allow_unused=True)

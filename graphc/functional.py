@@ -311,7 +311,21 @@ def max(x, dim=None, keepdim=False):
         return maximum(x, dim)
     if dim is None:
         return amax(x)
-    return MaxResult(amax(x, dim, keepdim), argmax(x, dim, keepdim))
+    axes = normalize_axes("max", (int(dim),), x.ndim)
+    if not axes:                                     # a 0-d tensor is its own maximum
+        return MaxResult(x, argmax(x))
+    d = axes[0]
+    if _context.tracer is None and not (_context.grad_enabled and x.requires_grad):
+        return MaxResult(amax(x, d, keepdim), argmax(x, d, keepdim))   # no gradient to route: the cheap way
+    idx = argmax(x, d)
+    # NOTE: torch.max(x, dim) sends the gradient to the returned index only, where amax would split
+    # it over ties; `where`, not a multiply by the one-hot, so -inf entries do not make 0 * inf = nan.
+    perm = tuple(i for i in range(x.ndim) if i != d) + (d,)
+    pick = apply("one_hot", idx, num_classes=x.shape[d], dtype=np.dtype(np.bool_))
+    values = sum(where(pick, permute(x, perm), Tensor._constant(np.zeros((), x.dtype))), -1)
+    if keepdim:
+        values, idx = unsqueeze(values, d), unsqueeze(idx, d)
+    return MaxResult(values, idx)
 
 
 @method
@@ -320,13 +334,14 @@ def min(x, dim=None, keepdim=False):
         return minimum(x, dim)
     if dim is None:
         return amin(x)
-    return MaxResult(amin(x, dim, keepdim), argmax(-x, dim, keepdim))
+    values, idx = max(-x, dim, keepdim)
+    return MaxResult(-values, idx)
 
 
 @method
 def argmax(x, dim=None, keepdim=False):
     if dim is not None:
-        dim = normalize_axes("argmax", (int(dim),), x.ndim)[0]
+        dim = (normalize_axes("argmax", (int(dim),), x.ndim) or (None,))[0]
     return apply("argmax", x, axis=dim, keepdim=bool(keepdim))
 
 
@@ -369,6 +384,15 @@ def _implicit_dim(x, dim):
 
 # --- shape ------------------------------------------------------------------------------------
 
+def _dim(op, dim, ndim):
+    """One dim, range-checked as in PyTorch (a 0-d tensor takes 0 and -1).   _dim("cat", -1, 2) -> 1"""
+    n = builtins.max(ndim, 1)
+    if not -n <= int(dim) < n:
+        raise ShapeError(op, f"dim {dim} is out of range for a tensor with {ndim} dimensions",
+                         hint=f"valid dims are {-n} .. {n - 1}")
+    return int(dim) % n
+
+
 def _shape_arg(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list, Size)):
         shape = tuple(shape[0])
@@ -405,14 +429,14 @@ TENSOR_METHODS["view_as"] = TENSOR_METHODS["reshape_as"] = lambda x, other: resh
 def flatten(x, start_dim=0, end_dim=-1):
     if x.ndim == 0:
         return reshape(x, (1,))
-    start, end = start_dim % x.ndim, end_dim % x.ndim
+    start, end = _dim("flatten", start_dim, x.ndim), _dim("flatten", end_dim, x.ndim)
     shape = tuple(x.shape[:start]) + (int(np.prod(x.shape[start:end + 1])),) + tuple(x.shape[end + 1:])
     return reshape(x, shape)
 
 
 @method
 def unsqueeze(x, dim):
-    dim = dim % (x.ndim + 1)
+    dim = _dim("unsqueeze", dim, x.ndim + 1)
     return reshape(x, tuple(x.shape[:dim]) + (1,) + tuple(x.shape[dim:]))
 
 
@@ -420,13 +444,13 @@ def unsqueeze(x, dim):
 def squeeze(x, dim=None):
     if dim is None:
         return reshape(x, tuple(s for s in x.shape if s != 1))
-    dims = {d % builtins.max(x.ndim, 1) for d in _dims(dim)}
+    dims = {_dim("squeeze", d, x.ndim) for d in _dims(dim)}
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if not (i in dims and s == 1)))
 
 
 @method
 def permute(x, *dims):
-    dims = tuple(d % x.ndim for d in _shape_arg(dims))
+    dims = tuple(_dim("permute", d, x.ndim) for d in _shape_arg(dims))
     if dims == tuple(range(x.ndim)):
         return x
     return apply("permute", x, perm=dims)
@@ -435,6 +459,7 @@ def permute(x, *dims):
 @method(names=("transpose", "swapaxes"))
 def transpose(x, dim0, dim1):
     perm = list(range(x.ndim))
+    dim0, dim1 = _dim("transpose", dim0, x.ndim), _dim("transpose", dim1, x.ndim)
     perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
     return permute(x, tuple(perm))
 
@@ -520,7 +545,7 @@ def cat(tensors, dim=0):
     tensors = list(tensors)
     if len(tensors) == 1:
         return tensors[0]
-    return apply("concat", *tensors, axis=dim % tensors[0].ndim)
+    return apply("concat", *tensors, axis=_dim("cat", dim, tensors[0].ndim))
 
 
 concat = concatenate = cat

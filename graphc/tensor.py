@@ -36,7 +36,8 @@ def apply(op, *args, **attrs):
     t = Tensor.__new__(Tensor)
     t._value = out
     t._grad = None
-    if _context.grad_enabled and not op.nondiff and any(a.requires_grad for a in args):
+    # Only float results carry gradients (x.long() of a tensor that requires grad does not, as in PyTorch).
+    if _context.grad_enabled and not op.nondiff and dtype.kind == "f" and any(a.requires_grad for a in args):
         t.requires_grad = True
         t._ctx = (op, args, attrs)
     else:
@@ -379,6 +380,26 @@ class Tensor:
         t = self if self.dtype.kind == "f" else self.to(DEFAULT_DTYPE)
         return t._binary("div", other, True)
 
+    # x += y is in place, as in PyTorch: optimizer updates under no_grad keep the leaf (and its
+    # requires_grad); a tensor on the autograd tape is rebound out of place so the tape stays right.
+    def _inplace(self, op, other):
+        out = self._binary(op, other)
+        if _context.tracer is None and out.requires_grad and not self._leaf_wants_grad():
+            return out
+        return self._assign(out)
+
+    def __iadd__(self, other):
+        return self._inplace("add", other)
+
+    def __isub__(self, other):
+        return self._inplace("sub", other)
+
+    def __imul__(self, other):
+        return self._inplace("mul", other)
+
+    def __itruediv__(self, other):
+        return self._inplace("div", other)
+
     def __neg__(self):
         return apply("neg", self)
 
@@ -437,6 +458,20 @@ class Tensor:
 
     def __setitem__(self, index, value):
         from . import functional as F
+        if _context.tracer is None and _context.grad_enabled and not self._leaf_wants_grad() and \
+                (self.requires_grad or getattr(value, "requires_grad", False)):
+            # Eager autograd: the write goes on the tape as a setitem over a snapshot of the old
+            # version (torch's CopySlices), so the gradient reaches `value` and skips the overwritten
+            # region.  Ops recorded on this tensor before the write see the new version.
+            old = Tensor._wrap(self._value.copy())
+            old.requires_grad, old._ctx = self.requires_grad, self._ctx
+            new = F.setitem(old, index, value)
+            if self._value.flags.writeable:
+                np.copyto(self._value, new._value, casting="unsafe")   # views of this tensor see the write
+            else:
+                self._value = new._value
+            self.requires_grad, self._ctx = new.requires_grad, new._ctx
+            return
         self._assign(F.setitem(self, index, value))
 
     def __iter__(self):

@@ -18,7 +18,7 @@ from ..errors import GraphcError
 from ..tensor import Tensor
 from .trace import Tracer, unflatten_result
 
-DEFAULT_BACKEND = "interpreter"
+DEFAULT_BACKEND = "numba_cpu"
 
 
 def compile(fn=None, *, backend=None, fullgraph=True, dynamic=False, mode=None, options=None):
@@ -50,10 +50,10 @@ def _arg_signature(args, kwargs):
 
 def _state_signature(record):
     """Guard part 2: train/eval flags, optimizer structure, which grads exist: what shaped the trace."""
-    sig = [tuple(m.training for m in module.modules()) for module in record.modules]
+    sig = [m.training for m in record.all_modules]
     sig.extend(opt.trace_signature() for opt in record.optimizers)
     # Only grads the code read before rebinding them shaped the trace (zero_grad() first makes them irrelevant).
-    sig.append(tuple((t._grad is None, id(t._grad)) for t in record.grads_read))
+    sig.extend((t._grad is None, id(t._grad)) for t in record.grads_read)
     return tuple(sig)
 
 
@@ -66,14 +66,14 @@ def _explain_difference(old, new):
 
 
 def _explain_state_change(old, new, record):
-    n_mod = len(record.modules)
-    for i, module in enumerate(record.modules):
+    n_mod = len(record.all_modules)
+    for i, module in enumerate(record.all_modules):
         if old[i] != new[i]:
-            return f"{type(module).__name__}.training changed: {old[i][0]} -> {new[i][0]} (train/eval)"
+            return f"{type(module).__name__}.training changed: {old[i]} -> {new[i]} (train/eval)"
     for j, opt in enumerate(record.optimizers):
         if old[n_mod + j] != new[n_mod + j]:
             return f"{type(opt).__name__}'s state or hyper-parameter structure changed (e.g. new state buffers, " \
-                   f"a momentum switched on or off, a .grad created or cleared)"
+                   f"or a momentum switched on or off)"
     return "a parameter's .grad changed between None and a tensor (or was replaced by another tensor)"
 
 

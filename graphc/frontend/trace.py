@@ -330,6 +330,12 @@ class TraceRecord:
         self.grad_slots = grad_slots
         self.modules = list(tracer.modules.values())
         self.grads_read = list(tracer.grads_read_first.values())
+        seen, self.all_modules = set(), []
+        for module in self.modules:
+            for m in module.modules():
+                if id(m) not in seen:
+                    seen.add(id(m))
+                    self.all_modules.append(m)
         self.optimizers = list(tracer.optimizers.values())
 
 

@@ -142,7 +142,7 @@ def _infer_scatter(gy, idx, input_hw):
 
 @defop("maxpool2d_scatter", kind=MOVEMENT, infer=_infer_scatter, attrs=("input_hw",))
 class MaxPool2dScatter:
-    """Add each window's gradient into its argmax position (the gather's adjoint)."""
+    """Add each window's gradient into its argmax position (the gather's adjoint).   scatter([[[[5.]]]], [[[[1]]]], input_hw=(2, 2)) -> [[[[0., 5.], [0., 0.]]]]"""
 
     @staticmethod
     def impl(gy, idx, input_hw):

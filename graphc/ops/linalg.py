@@ -22,9 +22,12 @@ def _infer_matmul(a, b):
     dtype = same_dtype("matmul", a, b)
     require_float("matmul", a, b)
     if sa[-1] != sb[-2]:
-        hint = "check the operand order"
+        hint = (f"the left operand's last dim ({sa[-1]}) must equal the right operand's second-to-last "
+                f"({sb[-2]}); check the operand order, and transpose (.T) an operand stored the other way round")
         if sb[-1] == sa[-1]:
             hint = "the right operand looks transposed; did you mean b.T (or b.transpose(-2, -1))?"
+        elif sa[-2] == sb[-2]:
+            hint = "the left operand looks transposed; did you mean a.T (or a.transpose(-2, -1))?"
         raise ShapeError("matmul", f"inner dimensions differ: {fmt_shape(sa)} @ {fmt_shape(sb)} "
                                    f"({sa[-1]} != {sb[-2]})", hint=hint)
     batch = broadcast_shapes("matmul", sa[:-2], sb[:-2])

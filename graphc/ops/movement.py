@@ -108,7 +108,9 @@ def normalize_index(shape, index):
         else:
             i = int(item)
             if not -shape[dim] <= i < shape[dim]:
-                raise ShapeError("getitem", f"index {i} is out of bounds for dimension {dim} with size {shape[dim]}")
+                raise ShapeError("getitem", f"index {i} is out of bounds for dimension {dim} with size {shape[dim]} "
+                                            f"(a tensor of shape {fmt_shape(shape)})",
+                                 hint=f"valid indices for dimension {dim} are {-shape[dim]} .. {shape[dim] - 1}")
             out.append(i % shape[dim])
         dim += 1
     for d in range(dim, len(shape)):
@@ -117,7 +119,13 @@ def normalize_index(shape, index):
 
 
 def to_numpy_index(index):
-    return tuple(slice(*i) if isinstance(i, tuple) else i for i in index)
+    return tuple(_slice(*i) if isinstance(i, tuple) else i for i in index)
+
+
+def _slice(start, stop, step):
+    # slice.indices() gives stop -1 for a reversed slice that runs through element 0, but as a
+    # slice bound -1 means "the last element": None says "through the start".
+    return slice(start, None if stop < 0 else stop, step)
 
 
 def _infer_getitem(x, index):

@@ -169,5 +169,6 @@ def normalize_axes(op, axes, ndim):
         if not -max(ndim, 1) <= a < max(ndim, 1):
             raise ShapeError(op, f"dim {a} is out of range for a tensor with {ndim} dimensions",
                              hint=f"valid dims are {-max(ndim, 1)} .. {max(ndim, 1) - 1}")
-        out.append(a % ndim if ndim else 0)
+        if ndim:   # a 0-d tensor takes dim 0 / -1, as in PyTorch, and reduces over nothing
+            out.append(a % ndim)
     return tuple(sorted(set(out)))

@@ -117,4 +117,4 @@ def _infer_grad(loss, wrt, *seed):
 
 @defop("grad", kind=AUTODIFF, infer=_infer_grad)
 class Grad:
-    """d(loss)/d(wrt), optionally seeded; the autodiff pass replaces it by the backward subgraph."""
+    """d(loss)/d(wrt), optionally seeded; the autodiff pass replaces it by the backward subgraph.   grad(sum(x * x), x) -> 2 * x"""

@@ -114,14 +114,15 @@ class Optimizer:
         raise NotImplementedError
 
     def trace_signature(self):
-        """What decides the traced graph's structure (not the values of hyper-parameters)."""
+        """What decides the traced graph's structure (not the values of hyper-parameters): runs every call."""
+        state = self.state
         sig = []
         for group in self.param_groups:
-            flags = tuple(sorted((k, v if isinstance(v, (bool, str, type(None))) else (v != 0))
-                                 for k, v in group.items() if k != "params" and not isinstance(v, (tuple, list))))
-            sig.append(flags)
-            sig.extend((id(p), tuple(sorted(self.state[p])) if p in self.state else ())
-                       for p in group["params"])
+            sig.append(tuple(v if v is None or isinstance(v, (bool, str)) else v != 0
+                             for k, v in group.items() if k != "params" and not isinstance(v, (tuple, list))))
+            for p in group["params"]:
+                s = state.get(p)
+                sig.append(tuple(s) if s else ())
         return tuple(sig)
 
     # --- saving ----------------------------------------------------------------------------

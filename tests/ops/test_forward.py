@@ -20,7 +20,8 @@ def run(case, float_dtype):
 
 def check(case, out, ref, float_dtype):
     assert isinstance(out, graphc.Tensor), f"{case.name} returned {type(out).__name__}"
-    assert out.dtype == case.out_dtype(float_dtype), f"{case.name}: dtype {out.dtype}, expected {case.out_dtype(float_dtype)}"
+    want = case.out_dtype(float_dtype)
+    assert out.dtype == want, f"{case.name}: dtype {out.dtype} for {np.dtype(float_dtype)} inputs, expected {want}"
     assert tuple(out.shape) == ref.shape, f"{case.name}: shape {tuple(out.shape)}, numpy gives {ref.shape}"
     got = out.detach().numpy()
     if out.dtype.kind in "biu":

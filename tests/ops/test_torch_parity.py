@@ -65,8 +65,6 @@ def test_amax_tie_gradient_matches_torch():
     np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy())
 
 
-@pytest.mark.xfail(strict=True, reason="graphc bug: x.max(dim).values is amax, which splits the gradient over ties; "
-                                       "torch.max(x, dim) sends it all to the returned index")
 def test_max_dim_tie_gradient_goes_to_the_returned_index_like_torch():
     x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
     g = graphc.tensor(x, requires_grad=True)

@@ -129,7 +129,9 @@ class ModuleEmitter:
         args = [f"in{i}" for i in range(len(self.graph.inputs))] + [f"const{j}" for j in range(len(self.consts))] \
             + [f"pool{j}" for j in range(len(self.plan.pools))] + [f"scratch{j}" for j in range(len(self.scratch))]
         out.line("")
-        out.line("@njit(cache=True)")
+        # error_model="numpy" here too: the kernels are inlined into the driver and compiled with ITS flags,
+        # so under Python's error model x / 0 would raise ZeroDivisionError instead of giving inf/nan.
+        out.line('@njit(cache=True, error_model="numpy")')
         out.line(f"def driver({', '.join(args)}):")
         with out.indent():
             out.line(f'"""Runs graph `{self.graph.name}`: {len(self.fused.kernels)} kernels."""')
@@ -208,19 +210,19 @@ class ModuleEmitter:
         parallel = size >= PARALLEL_MIN_ELEMENTS and rank >= 1 and shape[0] > 1
         self._header(k, body, list(arg_of.values()) + list(outs.values()), parallel)
         idx = [f"i{d}" for d in range(rank)]
+        loaded = self._hoist_scalars(ext, arg_of, body)
         for d in range(rank):
             rng = "prange" if (d == 0 and parallel) else "range"
             body.line(f"for i{d} in {rng}({shape[d]}):")
             body.level += 1
         temps = {}
-        loaded = {}
 
         def read(value, align="right"):
             if id(value) in temps:
                 return temps[id(value)]
             if self.inline(value):
                 return self.literal_of(value)
-            key = (id(value), align)
+            key = (id(value), align) if value.shape else (id(value), "right")
             if key not in loaded:
                 name = f"x{len(loaded)}"
                 body.line(f"{name} = {arg_of[id(value)]}[{self._index(value.shape, shape, align)}]")
@@ -250,6 +252,17 @@ class ModuleEmitter:
                 body.line(f"{outs[id(node.out)]}[{', '.join(idx) if rank else '()'}] = {t}")
         body.level -= rank + 1
         self._call(k, driver, [self.var(v) for v in ext] + [self.var(v) for v in k.outputs])
+
+    @staticmethod
+    def _hoist_scalars(ext, arg_of, body):
+        """Load 0-d inputs once, before the loops (parfor kernels cannot index 0-d arrays inside prange)."""
+        loaded = {}
+        for v in ext:
+            if not v.shape:
+                name = f"s{len(loaded)}"
+                body.line(f"{name} = {arg_of[id(v)]}[()]")
+                loaded[(id(v), "right")] = name
+        return loaded
 
     @staticmethod
     def _index(src_shape, shape, align="right"):
@@ -289,6 +302,7 @@ class ModuleEmitter:
         total = int(np.prod(shape)) if shape else 1
         parallel = total >= PARALLEL_MIN_ELEMENTS and keep and shape[keep[0]] >= 4
         self._header(k, body, list(arg_of.values()) + ["o0"], parallel)
+        loaded = {k_[0]: v for k_, v in self._hoist_scalars(ext, arg_of, body).items()}
         for n, d in enumerate(keep):
             body.line(f"for i{d} in {'prange' if (n == 0 and parallel) else 'range'}({shape[d]}):")
             body.level += 1
@@ -304,7 +318,7 @@ class ModuleEmitter:
         for d in axes:
             body.line(f"for i{d} in range({shape[d]}):")
             body.level += 1
-        temps, loaded = {}, {}
+        temps = {}
 
         def read(value):
             if id(value) in temps:
@@ -375,9 +389,24 @@ class ModuleEmitter:
             return f"{name}[{', '.join(idx)}]" if idx else name
 
         out_idx = f"out[{', '.join(f'i{d}' for d in range(len(batch)))}]" if batch else "out"
-        body.line(f"np.dot({sub(a, 'a')}, {sub(b, 'b')}, {out_idx})")
+        # A transposed 2-D operand is passed as its contiguous base and transposed inside the kernel:
+        # numba then sees an F-ordered array and calls BLAS with a transpose flag instead of copying.
+        args, names = [], []
+        for v, name in ((a, "a"), (b, "b")):
+            base = self._transposed_base(v) if not batch else None
+            args.append(self.var(base) if base is not None else self.var(v))
+            names.append(f"{name}.T" if base is not None else sub(v, name))
+        body.line(f"np.dot({names[0]}, {names[1]}, {out_idx})")
         body.level -= len(batch) + 1
-        self._call(k, driver, [self.var(a), self.var(b), self.var(node.out)])
+        self._call(k, driver, args + [self.var(node.out)])
+
+    def _transposed_base(self, value):
+        home = self.plan.home.get(id(value))
+        node = value.node
+        if home is None or home[0] != "view" or node.op != "permute" or tuple(node.attrs["perm"]) != (1, 0):
+            return None
+        base = node.inputs[0]
+        return base if self._contiguous(base) else None
 
     def _scratch(self, n, dtype):
         self.scratch.append((int(n), np.dtype(dtype)))
@@ -401,12 +430,13 @@ class ModuleEmitter:
         gy, x = node.inputs
         g = templates.geometry(x.shape, node.out.shape, node.attrs["stride"], node.attrs["padding"])
         cols = self._scratch(g["K"] * g["NB"] * g["P"], x.dtype)
+        gyt = self._scratch(g["O"] * g["NB"] * g["P"], x.dtype)
         part = self._scratch(g["K"] * g["O"], x.dtype)
         acc = self._scratch(g["K"] * g["O"], x.dtype)
-        self._header(k, body, ["gy", "x", "gw", "cols_s", "part_s", "acc_s"])
+        self._header(k, body, ["gy", "x", "gw", "cols_s", "gyt_s", "part_s", "acc_s"])
         body.lines_from(templates.conv2d_grad_weight_body(g))
         body.level -= 1
-        self._call(k, driver, [self.var(gy), self.var(x), self.var(node.out), cols, part, acc])
+        self._call(k, driver, [self.var(gy), self.var(x), self.var(node.out), cols, gyt, part, acc])
 
     def _emit_conv2d_grad_input(self, k, body, driver):
         self.uses_conv = True

@@ -62,19 +62,22 @@ for n0 in range(0, {N}, {NB}):
 
 
 def conv2d_grad_weight_body(g):
-    # gw.T[K, O] += cols_img @ gy[n].T, one GEMM per image (reads gy in place; measured faster on C=1).
+    # gw[O, K] += gy_chunk[O, b*P] @ cols[K, b*P].T: one GEMM per chunk on contiguous / F-ordered operands
+    # (numba copies operands of any other layout before calling BLAS).
     return """gy3 = gy.reshape(({N}, {O}, {P}))
-acc = acc_s.reshape(({K}, {O}))
-part = part_s.reshape(({K}, {O}))
+acc = acc_s.reshape(({O}, {K}))
+part = part_s.reshape(({O}, {K}))
 acc[...] = 0
 for n0 in range(0, {N}, {NB}):
     nb = min({NB}, {N} - n0)
     cols = cols_s[:{K} * nb * {P}].reshape(({K}, nb * {P}))
     _im2col_kernel(x, n0, nb, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
+    gyb = gyt_s[:{O} * nb * {P}].reshape(({O}, nb * {P}))
     for b in range(nb):
-        np.dot(cols[:, b * {P}:(b + 1) * {P}], gy3[n0 + b].T, part)
-        acc += part
-gw.reshape(({O}, {K}))[...] = acc.T""".format(**g)
+        gyb[:, b * {P}:(b + 1) * {P}] = gy3[n0 + b]
+    np.dot(gyb, cols.T, part)
+    acc += part
+gw.reshape(({O}, {K}))[...] = acc""".format(**g)
 
 
 def conv2d_grad_input_body(g):

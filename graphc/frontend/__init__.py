@@ -1,2 +1,2 @@
 """The frontend that connects user code to the compiler: tracing and @graphc.compile."""
-from .compile import CompiledFunction, CompiledModule, compile  # noqa: F401
+from .compile import CompiledFunction, CompiledModule, compile, explain  # noqa: F401

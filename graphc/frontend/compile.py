@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 import time
 import warnings
 
@@ -147,9 +148,15 @@ class Entry:
 
 
 class CompiledFunction:
-    """The callable @graphc.compile returns: traces, compiles and caches one graph per guard key."""
+    """The callable @graphc.compile returns: traces, compiles and caches one graph per guard key.
+
+    Thread safety: calls are serialised. A per-function RLock is held around the cache lookup, the
+    compile and the run, because a compiled graph runs in buffers it owns (and writes parameters back),
+    so two threads calling one compiled function at once take turns; re-entrant calls in one thread are fine.
+    """
 
     def __init__(self, fn, backend, options):
+        self._lock = threading.RLock()
         self.fn = fn
         self.backend_name = backend
         self.options = options
@@ -163,6 +170,10 @@ class CompiledFunction:
 
     # --- calling ---------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
+        with self._lock:
+            return self._call(args, kwargs)
+
+    def _call(self, args, kwargs):
         if self._fallback or _context.tracer is not None:
             return self.fn(*args, **kwargs)
         key = (_arg_signature(args, kwargs), _context.grad_enabled)
@@ -176,7 +187,7 @@ class CompiledFunction:
             warnings.warn(f"graphc.compile: {getattr(self.fn, '__name__', 'function')} recompiled "
                           f"{settings.recompile_limit} times (last reason: {reason}); running it eagerly from now "
                           f"on. Raise GRAPHC_RECOMPILE_LIMIT or keep shapes fixed (e.g. drop_last=True).",
-                          stacklevel=2)
+                          stacklevel=3)
             self._fallback = True
             return self.fn(*args, **kwargs)
         if reason:
@@ -237,6 +248,7 @@ class CompiledFunction:
         stages["final"] = str(graph)
         log("graph", stages["final"])
         entry = Entry(record, run, None, stages, timings)
+        entry.pass_report = [(name, manager.timings[name], manager.node_counts[name]) for name in manager.timings]
         entry.run_stats = getattr(run, "stats", {})
         entry.source = getattr(run, "source", None)
         entry.first_result = unflatten_result(record.spec, entry(flat_args))
@@ -353,3 +365,38 @@ def _name_data_inputs(tracer, fn, args, kwargs, flat_args):
     for t, v in zip(flat_args, tracer.data_inputs):
         if id(t) in names and names[id(t)].isidentifier():
             v.name = names[id(t)]
+
+
+def explain(fn, *args, backend=None, **kwargs):
+    """Compile fn for these arguments and return (and print) the whole story of that one compile.
+
+    explain(train_step, x, y) -> text: the traced IR, each pass with its node counts and time, the
+    final IR, the kernels and memory plan, the guards, and seconds per phase.  Like
+    torch._dynamo.explain it runs fn once, so the step's side effects (an optimizer update) happen.
+    """
+    compiled = compile(fn, backend=backend)
+    compiled(*args, **kwargs)
+    entry = compiled.last
+    lines = [f"== graphc.explain: {getattr(fn, '__name__', fn)} on backend {compiled.backend_name} ==", "",
+             "-- traced IR --", entry.stages["trace"], "", "-- passes --"]
+    for name, seconds, (before, after) in entry.pass_report:
+        lines.append(f"// IR after {name} ({before} -> {after} nodes, {seconds * 1e3:.1f} ms)")
+    lines += ["", "-- final IR --", entry.stages["final"]]
+    if entry.source is not None:
+        for kind in ("fused", "plan"):
+            try:
+                lines += ["", f"-- {kind} --", entry.source(kind)]
+            except GraphcError:
+                pass
+    record = entry.record
+    lines += ["", "-- guards (a change in any of these recompiles) --",
+              "argument shapes and dtypes: " + ", ".join(f"%{v.name}: {v.type_str()}" for v in record.data_inputs),
+              f"grad mode: {'enabled' if _context.grad_enabled else 'disabled'}",
+              f"train/eval flags of {len(record.all_modules)} modules, the state structure of "
+              f"{len(record.optimizers)} optimizers, and {len(record.grads_read)} .grad tensors read before being reset",
+              "", "-- seconds per phase --"]
+    lines += [f"{k:>14}: {v:.3f}" for k, v in entry.timings.items()]
+    text = "\n".join(lines)
+    print(text)
+    return text
+

@@ -43,11 +43,14 @@ def get_default_dtype():
 def __getattr__(name):
     # Subpackages load on first use, so `import graphc` stays light.
     import importlib
-    if name in ("nn", "optim", "utils", "vision", "autograd", "compiler", "backends_", "ir", "passes"):
+    if name in ("nn", "optim", "utils", "vision", "autograd", "ir", "passes", "config", "functional", "backends"):
         return importlib.import_module(f"graphc.{name}")
-    if name in ("compile", "explain", "verify", "detect_anomaly"):
+    if name in ("compile", "explain"):
         from . import frontend
         return getattr(frontend, name)
+    if name in ("verify", "detect_anomaly", "debug"):
+        from . import debug
+        return debug if name == "debug" else getattr(debug, name)
     if name in ("save", "load"):
         from . import serialization
         return getattr(serialization, name)

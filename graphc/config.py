@@ -3,6 +3,7 @@
     GRAPHC_LOG=graph,passes,fusion,kernels,recompiles   what to print to stderr
     GRAPHC_DUMP=<dir>                                   write every stage's IR and generated source there
     GRAPHC_CACHE_DIR=<dir>                              where compiled kernels are cached (default ~/.cache/graphc)
+    GRAPHC_PARALLEL=1                                   use prange in large generated loops (default off)
 
     with graphc.config.override(log="recompiles"): ...   # for tests
 """
@@ -25,6 +26,9 @@ class _Settings:
         self.cache_dir = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
             os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "graphc")
         self.recompile_limit = int(os.environ.get("GRAPHC_RECOMPILE_LIMIT", "8"))
+        # prange in large generated loops. Off by default: numba's OpenMP threads spin after a parallel
+        # region and fight OpenBLAS's threads for the two cores (a CNN step went from 150 ms to 1.3 s).
+        self.parallel = os.environ.get("GRAPHC_PARALLEL", "0") not in ("0", "false", "no")
 
 
 settings = _Settings()

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from ...config import log, settings
-from ...errors import BackendError
+from ...errors import BackendError, GraphcError
 from ...passes.fusion import fuse
 from ...passes.memplan import plan_memory
 from ..codegen.loader import drop_cache_for, load_module
@@ -57,6 +57,21 @@ def _dump(name, ext, text):
         _write_atomically(os.path.join(settings.dump, f"{name}.{ext}"), text)
 
 
+def _static(array):
+    return lambda inputs: array
+
+
+def _reshaped(getter, shape):
+    if getattr(getter, "dynamic", False):
+        return _dynamic(lambda inputs: getter(inputs).reshape(shape))
+    return _static(getter(None).reshape(shape))
+
+
+def _dynamic(fn):
+    fn.dynamic = True
+    return fn
+
+
 class Runner:
     """Calls the generated driver with the graph's inputs plus the planned buffers; hands back results."""
 
@@ -68,7 +83,7 @@ class Runner:
         self.source_text = source
         self.cache_dir = cache_dir
         self.pools = [np.empty(max(n, 1), dtype) for dtype, n in plan.pools]
-        self.scratch = [np.empty(max(n, 1), dtype) for n, dtype in emitter.scratch]
+        self.scratch = [np.empty(shape, dtype) for shape, dtype in emitter.scratch]
         self.consts = list(emitter.consts)
         self.names = value_names(graph)
         t = time.perf_counter()
@@ -79,35 +94,54 @@ class Runner:
                       "cache": "unknown"}
         self._getters = [self._getter(v) for v in graph.outputs]
         self._update_getters = [self._getter(new) for _, new in graph.updates]
+        # The driver's parameters after the inputs: consts, one shaped array per planned value, scratch.
+        # Arrays that do not depend on the inputs are made once; views of inputs are made per call.
+        self._args = list(self.consts)
+        self._dynamic = []
+        for param in emitter.params.values():
+            getter = self._getter(param) if not isinstance(param, tuple) else _reshaped(self._getter(param[0]), param[1])
+            self._dynamic.append((len(self._args), getter)) if getattr(getter, "dynamic", False) else None
+            self._args.append(None if getattr(getter, "dynamic", False) else getter(None))
+        self._args.extend(self.scratch)
 
     # --- results -----------------------------------------------------------------------------
     def _getter(self, value):
+        """A function of the input arrays giving `value`'s array; `.dynamic` says if it needs them."""
         home = self.plan.home.get(id(value))
         if home is None:
             node = value.node
             if node is not None and node.op in ("full", "const"):
                 arr = np.full(value.shape, node.attrs["value"], dtype=value.dtype) if node.op == "full" \
                     else np.array(node.attrs["value"], dtype=value.dtype)
-                return lambda inputs: arr
+                return _static(arr)
             raise BackendError("numba_cpu", f"no storage planned for output {self.names.get(id(value))}")
         if home[0] == "input":
             i = home[1]
-            return lambda inputs: inputs[i]
+            return _dynamic(lambda inputs: inputs[i])
         if home[0] == "buffer":
-            view = self.pools[home[1]][:max(value.size, 1)].reshape(value.shape)
-            return lambda inputs: view
+            return _static(self.pools[home[1]][:max(value.size, 1)].reshape(value.shape))
         base = self._getter(home[1])
         node = value.node
         if node.op == "reshape":
-            return lambda inputs: base(inputs).reshape(value.shape)
-        perm = tuple(node.attrs["perm"])
-        return lambda inputs: np.transpose(base(inputs), perm)
+            shape = value.shape
+            make = lambda a: a.reshape(shape)   # noqa: E731
+        else:
+            perm = tuple(node.attrs["perm"])
+            make = lambda a: np.transpose(a, perm)   # noqa: E731
+        if getattr(base, "dynamic", False):
+            return _dynamic(lambda inputs: make(base(inputs)))
+        return _static(make(base(None)))
 
     # --- running -------------------------------------------------------------------------------
     def __call__(self, inputs):
         inputs = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in inputs]
+        args = self._args
+        if self._dynamic:
+            args = list(args)
+            for pos, getter in self._dynamic:
+                args[pos] = getter(inputs)
         try:
-            self.module.driver(*inputs, *self.consts, *self.pools, *self.scratch)
+            self.module.driver(*inputs, *args)
         except ValueError as exc:
             raise self._runtime_error(exc) from None
         return [g(inputs) for g in self._getters], [g(inputs) for g in self._update_getters]
@@ -128,14 +162,14 @@ class Runner:
         t = time.perf_counter()
         with event.install_recorder("numba:compile") as recorder:
             try:
-                self.module.driver(*dummy, *self.consts, *self.pools, *self.scratch)
-            except ValueError:
+                self(dummy)
+            except (ValueError, GraphcError):
                 pass
             except Exception as exc:   # a corrupt cache entry: drop it and build again once
                 log("cache", f"loading cached kernels failed ({type(exc).__name__}: {exc}); rebuilding")
                 drop_cache_for(self.module)
                 self.module = load_module(self.source_text, self.cache_dir)
-                self.module.driver(*dummy, *self.consts, *self.pools, *self.scratch)
+                self(dummy)
         self.stats["phases"]["numba_compile"] = time.perf_counter() - t
         self._kernel_times(recorder)
         self.stats["cache"] = "miss" if self.stats["kernel_compile_s"] else "hit"

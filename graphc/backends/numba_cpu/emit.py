@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from ... import __version__
+from ...config import settings
 from ...errors import BackendError
 from ...ir.printer import format_attr
 from ...ops import OPS
@@ -70,9 +71,13 @@ class ModuleEmitter:
         self.out = IndentedBuffer()
         self.uses_uniform = False
         self.uses_conv = False
+        # Planned buffers and views reach the driver as arrays the runner shaped once (a reshape or
+        # np.transpose inside the driver costs seconds of numba compile time for their error paths).
+        self.params = {}
 
     # --- values in the driver ----------------------------------------------------------------
     def var(self, value):
+        """The driver parameter holding `value`: a graph input, or an array the runner prepares once."""
         home = self.plan.home.get(id(value))
         if home is None:
             node = value.node
@@ -81,7 +86,9 @@ class ModuleEmitter:
             raise BackendError("numba_cpu", f"no storage planned for {self.names.get(id(value))}")
         if home[0] == "input":
             return f"in{home[1]}"
-        return "v" + self.names[id(value)][1:].replace(".", "_")
+        name = "v" + self.names[id(value)][1:].replace(".", "_")
+        self.params.setdefault(name, value)
+        return name
 
     def _const(self, value):
         key = id(value)
@@ -127,7 +134,7 @@ class ModuleEmitter:
             out.line("")
         out.lines_from(body.getvalue())
         args = [f"in{i}" for i in range(len(self.graph.inputs))] + [f"const{j}" for j in range(len(self.consts))] \
-            + [f"pool{j}" for j in range(len(self.plan.pools))] + [f"scratch{j}" for j in range(len(self.scratch))]
+            + list(self.params) + [f"scratch{j}" for j in range(len(self.scratch))]
         out.line("")
         # error_model="numpy" here too: the kernels are inlined into the driver and compiled with ITS flags,
         # so under Python's error model x / 0 would raise ZeroDivisionError instead of giving inf/nan.
@@ -148,10 +155,7 @@ class ModuleEmitter:
             if k.kind == "const":
                 continue    # consts are passed in by the runner
             if k.kind == "view":
-                self._emit_view(k, driver)
-                continue
-            for v in k.outputs:
-                self._declare(v, driver)
+                continue    # views are made by the runner (see self.params)
             self.kernel_locs[k.name] = k.nodes[0].loc
             emit = getattr(self, f"_emit_{k.kind}", None)
             if emit is None:
@@ -160,14 +164,6 @@ class ModuleEmitter:
                                                              "lowering in graphc/backends/numba_cpu")
             emit(k, body, driver)
             body.line("")
-
-    def _declare(self, value, driver):
-        home = self.plan.home.get(id(value))
-        if home is None or home[0] != "buffer":
-            return
-        shape = tuple(value.shape)
-        driver.line(f"{self.var(value)} = pool{home[1]}[:{max(value.size, 1)}].reshape({format_attr(shape)})"
-                    f"   # {self.names[id(value)]}: {value.type_str()}")
 
     def _header(self, k, body, args, parallel=False):
         body.line(PARALLEL_DECORATOR if parallel else KERNEL_DECORATOR)
@@ -178,17 +174,6 @@ class ModuleEmitter:
 
     def _call(self, k, driver, args):
         driver.line(f"{k.name}({', '.join(args)})")
-
-    # --- views -----------------------------------------------------------------------------
-    def _emit_view(self, k, driver):
-        node = k.nodes[-1]
-        src, out = self.var(node.inputs[0]), self.var(node.out)
-        comment = "   # " + ir_line(node, self.names)
-        if node.op == "reshape":
-            base = src if self._contiguous(node.inputs[0]) else f"np.ascontiguousarray({src})"
-            driver.line(f"{out} = {base}.reshape({format_attr(tuple(node.out.shape))}){comment}")
-        else:
-            driver.line(f"{out} = np.transpose({src}, {format_attr(tuple(node.attrs['perm']))}){comment}")
 
     def _contiguous(self, value):
         home = self.plan.home.get(id(value))
@@ -207,7 +192,7 @@ class ModuleEmitter:
         arg_of = {id(v): f"a{i}" for i, v in enumerate(ext)}
         outs = {id(v): f"o{i}" for i, v in enumerate(k.outputs)}
         size = int(np.prod(shape)) if shape else 1
-        parallel = size >= PARALLEL_MIN_ELEMENTS and rank >= 1 and shape[0] > 1
+        parallel = settings.parallel and size >= PARALLEL_MIN_ELEMENTS and rank >= 1 and shape[0] > 1
         self._header(k, body, list(arg_of.values()) + list(outs.values()), parallel)
         idx = [f"i{d}" for d in range(rank)]
         loaded = self._hoist_scalars(ext, arg_of, body)
@@ -300,7 +285,7 @@ class ModuleEmitter:
         arg_of = {id(v): f"a{i}" for i, v in enumerate(ext)}
         outer = int(np.prod([shape[d] for d in keep])) if keep else 1
         total = int(np.prod(shape)) if shape else 1
-        parallel = total >= PARALLEL_MIN_ELEMENTS and keep and shape[keep[0]] >= 4
+        parallel = settings.parallel and total >= PARALLEL_MIN_ELEMENTS and keep and shape[keep[0]] >= 4
         self._header(k, body, list(arg_of.values()) + ["o0"], parallel)
         loaded = {k_[0]: v for k_, v in self._hoist_scalars(ext, arg_of, body).items()}
         for n, d in enumerate(keep):
@@ -408,47 +393,60 @@ class ModuleEmitter:
         base = node.inputs[0]
         return base if self._contiguous(base) else None
 
-    def _scratch(self, n, dtype):
-        self.scratch.append((int(n), np.dtype(dtype)))
+    def _scratch(self, shape, dtype):
+        """A persistent work array the runner allocates once, already shaped."""
+        self.scratch.append((tuple(int(d) for d in shape), np.dtype(dtype)))
         return f"scratch{len(self.scratch) - 1}"
+
+    def view_param(self, value, shape):
+        """A driver parameter holding `value` reshaped (the runner makes the view; no reshape in numba)."""
+        name = self.var(value) + "_as_" + "x".join(str(d) for d in shape)
+        self.params.setdefault(name, (value, tuple(shape)))
+        return name
+
+    def _emit_conv(self, k, body, driver, args, values, text):
+        """A kernel from a template body, called with explicit driver values."""
+        self._header(k, body, args)
+        body.lines_from(text)
+        body.level -= 1
+        self._call(k, driver, values)
 
     def _emit_conv2d(self, k, body, driver):
         self.uses_conv = True
         node = k.nodes[-1]
         x, w = node.inputs
         g = templates.geometry(x.shape, w.shape, node.attrs["stride"], node.attrs["padding"])
-        cols = self._scratch(g["K"] * g["NB"] * g["P"], x.dtype)
-        outs = self._scratch(g["O"] * g["NB"] * g["P"], x.dtype)
-        self._header(k, body, ["x", "w", "y", "cols_s", "out_s"])
-        body.lines_from(templates.conv2d_forward_body(g))
-        body.level -= 1
-        self._call(k, driver, [self.var(x), self.var(w), self.var(node.out), cols, outs])
+        self._emit_conv(k, body, driver, ["x", "w2", "y3", "cols", "o"],
+                        [self.var(x), self.view_param(w, (g["O"], g["K"])),
+                         self.view_param(node.out, (g["N"], g["O"], g["P"])),
+                         self._scratch((g["K"], g["NB"] * g["P"]), x.dtype),
+                         self._scratch((g["O"], g["NB"] * g["P"]), x.dtype)],
+                        templates.conv2d_forward_body(g))
 
     def _emit_conv2d_grad_weight(self, k, body, driver):
         self.uses_conv = True
         node = k.nodes[-1]
         gy, x = node.inputs
         g = templates.geometry(x.shape, node.out.shape, node.attrs["stride"], node.attrs["padding"])
-        cols = self._scratch(g["K"] * g["NB"] * g["P"], x.dtype)
-        gyt = self._scratch(g["O"] * g["NB"] * g["P"], x.dtype)
-        part = self._scratch(g["K"] * g["O"], x.dtype)
-        acc = self._scratch(g["K"] * g["O"], x.dtype)
-        self._header(k, body, ["gy", "x", "gw", "cols_s", "gyt_s", "part_s", "acc_s"])
-        body.lines_from(templates.conv2d_grad_weight_body(g))
-        body.level -= 1
-        self._call(k, driver, [self.var(gy), self.var(x), self.var(node.out), cols, gyt, part, acc])
+        self._emit_conv(k, body, driver, ["gy3", "x", "gw2", "cols", "gyb", "part"],
+                        [self.view_param(gy, (g["N"], g["O"], g["P"])), self.var(x),
+                         self.view_param(node.out, (g["O"], g["K"])),
+                         self._scratch((g["K"], g["NB"] * g["P"]), x.dtype),
+                         self._scratch((g["O"], g["NB"] * g["P"]), x.dtype),
+                         self._scratch((g["O"], g["K"]), x.dtype)],
+                        templates.conv2d_grad_weight_body(g))
 
     def _emit_conv2d_grad_input(self, k, body, driver):
         self.uses_conv = True
         node = k.nodes[-1]
         gy, w = node.inputs
         g = templates.geometry(node.out.shape, w.shape, node.attrs["stride"], node.attrs["padding"])
-        gcols = self._scratch(g["K"] * g["NB"] * g["P"], gy.dtype)
-        gyt = self._scratch(g["O"] * g["NB"] * g["P"], gy.dtype)
-        self._header(k, body, ["gy", "w", "gx", "gcols_s", "gyt_s"])
-        body.lines_from(templates.conv2d_grad_input_body(g))
-        body.level -= 1
-        self._call(k, driver, [self.var(gy), self.var(w), self.var(node.out), gcols, gyt])
+        self._emit_conv(k, body, driver, ["gy3", "w2", "gx", "gcols", "gyb"],
+                        [self.view_param(gy, (g["N"], g["O"], g["P"])), self.view_param(w, (g["O"], g["K"])),
+                         self.var(node.out),
+                         self._scratch((g["K"], g["NB"] * g["P"]), gy.dtype),
+                         self._scratch((g["O"], g["NB"] * g["P"]), gy.dtype)],
+                        templates.conv2d_grad_input_body(g))
 
     def _emit_template(self, k, body, driver, args, text):
         node = k.nodes[-1]
@@ -473,17 +471,17 @@ class ModuleEmitter:
         node = k.nodes[-1]
         slices = templates.index_text(node.attrs["index"])
         real_shape = templates.shape_without_new_axes(node.attrs["index"], node.inputs[0].shape)
-        self._emit_template(k, body, driver, ["x", "out"],
-                            f"out.reshape({format_attr(real_shape)})[...] = x[{slices}]" if real_shape
-                            else f"out[()] = x[{slices}]")
+        out = self.view_param(node.out, real_shape) if real_shape else self.var(node.out)
+        self._emit_conv(k, body, driver, ["x", "out"], [self.var(node.inputs[0]), out],
+                        f"out[...] = x[{slices}]" if real_shape else f"out[()] = x[{slices}]")
 
     def _emit_getitem_grad(self, k, body, driver):
         node = k.nodes[-1]
         slices = templates.index_text(node.attrs["index"])
         real_shape = templates.shape_without_new_axes(node.attrs["index"], node.attrs["shape"])
-        text = "out[...] = 0\n"
-        text += f"out[{slices}] = g.reshape({format_attr(real_shape)})" if real_shape else f"out[{slices}] = g[()]"
-        self._emit_template(k, body, driver, ["g", "out"], text)
+        g = self.view_param(node.inputs[0], real_shape) if real_shape else self.var(node.inputs[0])
+        text = "out[...] = 0\n" + (f"out[{slices}] = g" if real_shape else f"out[{slices}] = g[()]")
+        self._emit_conv(k, body, driver, ["g", "out"], [g, self.var(node.out)], text)
 
     def _emit_concat(self, k, body, driver):
         node = k.nodes[-1]

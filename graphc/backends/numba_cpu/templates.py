@@ -37,65 +37,68 @@ def conv_helpers():
 
 
 def geometry(x_shape, w_shape, stride, padding):
-    """Sizes of one convolution, and the chunk of images whose column matrix stays in cache."""
+    """Sizes of one convolution, and the images per chunk: the largest divisor of the batch whose
+    column matrix stays within CHUNK_BYTES (equal chunks let every work array have one fixed shape)."""
     n, c, h, w = x_shape
     o, _, kh, kw = w_shape
     sh, sw = stride
     ph, pw = padding
     oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
     k, p = c * kh * kw, oh * ow
-    nb = max(1, min(n, CHUNK_BYTES // max(1, (k + o) * p * 4)))
+    budget = max(1, min(n, CHUNK_BYTES // max(1, (k + o) * p * 4)))
+    nb = max(d for d in range(1, budget + 1) if n % d == 0)
     return dict(N=n, C=c, H=h, W=w, O=o, KH=kh, KW=kw, SH=sh, SW=sw, PH=ph, PW=pw, OH=oh, OW=ow, K=k, P=p, NB=nb)
 
 
+# Copies and fills are written as loops: numba's array-slice assignment and in-place ufuncs carry
+# shape-checking error paths whose string formatting costs seconds of compile time.
+
 def conv2d_forward_body(g):
-    return """w2 = w.reshape(({O}, {K}))
-y3 = y.reshape(({N}, {O}, {P}))
-for n0 in range(0, {N}, {NB}):
-    nb = min({NB}, {N} - n0)
-    cols = cols_s[:{K} * nb * {P}].reshape(({K}, nb * {P}))
-    _im2col_kernel(x, n0, nb, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
-    o = out_s[:{O} * nb * {P}].reshape(({O}, nb * {P}))
+    return """for n0 in range(0, {N}, {NB}):
+    _im2col_kernel(x, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
     np.dot(w2, cols, o)
-    for b in range(nb):
-        y3[n0 + b] = o[:, b * {P}:(b + 1) * {P}]""".format(**g)
+    for b in range({NB}):
+        for oc in range({O}):
+            for p in range({P}):
+                y3[n0 + b, oc, p] = o[oc, b * {P} + p]""".format(**g)
 
 
 def conv2d_grad_weight_body(g):
-    # gw[O, K] += gy_chunk[O, b*P] @ cols[K, b*P].T: one GEMM per chunk on contiguous / F-ordered operands
+    # gw[O, K] += gy_chunk[O, b*P] @ cols[K, b*P].T: one GEMM per chunk on C- / F-ordered operands
     # (numba copies operands of any other layout before calling BLAS).
-    return """gy3 = gy.reshape(({N}, {O}, {P}))
-acc = acc_s.reshape(({O}, {K}))
-part = part_s.reshape(({O}, {K}))
-acc[...] = 0
+    return """for oc in range({O}):
+    for k in range({K}):
+        gw2[oc, k] = 0
 for n0 in range(0, {N}, {NB}):
-    nb = min({NB}, {N} - n0)
-    cols = cols_s[:{K} * nb * {P}].reshape(({K}, nb * {P}))
-    _im2col_kernel(x, n0, nb, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
-    gyb = gyt_s[:{O} * nb * {P}].reshape(({O}, nb * {P}))
-    for b in range(nb):
-        gyb[:, b * {P}:(b + 1) * {P}] = gy3[n0 + b]
+    _im2col_kernel(x, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
+    for b in range({NB}):
+        for oc in range({O}):
+            for p in range({P}):
+                gyb[oc, b * {P} + p] = gy3[n0 + b, oc, p]
     np.dot(gyb, cols.T, part)
-    acc += part
-gw.reshape(({O}, {K}))[...] = acc""".format(**g)
+    for oc in range({O}):
+        for k in range({K}):
+            gw2[oc, k] += part[oc, k]""".format(**g)
 
 
 def conv2d_grad_input_body(g):
-    return """gx[...] = 0
-w_t = w.reshape(({O}, {K})).T
-gy3 = gy.reshape(({N}, {O}, {P}))
+    return """for n in range({N}):
+    for c in range({C}):
+        for h in range({H}):
+            for w in range({W}):
+                gx[n, c, h, w] = 0
 for n0 in range(0, {N}, {NB}):
-    nb = min({NB}, {N} - n0)
-    gyb = gyt_s[:{O} * nb * {P}].reshape(({O}, nb * {P}))
-    for b in range(nb):
-        gyb[:, b * {P}:(b + 1) * {P}] = gy3[n0 + b]
-    gcols = gcols_s[:{K} * nb * {P}].reshape(({K}, nb * {P}))
-    np.dot(w_t, gyb, gcols)
-    _col2im_kernel(gcols, n0, nb, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, gx)""".format(**g)
+    for b in range({NB}):
+        for oc in range({O}):
+            for p in range({P}):
+                gyb[oc, b * {P} + p] = gy3[n0 + b, oc, p]
+    np.dot(w2.T, gyb, gcols)
+    _col2im_kernel(gcols, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, gx)""".format(**g)
 
 
 def maxpool_argmax_body(kernel, stride, padding, size):
-    loop = "prange" if size >= (1 << 17) else "range"
+    from ...config import settings
+    loop = "prange" if settings.parallel and size >= (1 << 17) else "range"
     return f"""N, C, H, W = x.shape
 OH, OW = idx.shape[2], idx.shape[3]
 for nc in {loop}(N * C):
@@ -131,8 +134,12 @@ for n in range(N):
                 y[n, c, oh, ow] = x[n, c, k // W, k % W]"""
 
 POOL_SCATTER = """N, C, OH, OW = idx.shape
-W = gx.shape[3]
-gx[...] = 0
+H, W = gx.shape[2], gx.shape[3]
+for n in range(N):
+    for c in range(C):
+        for h in range(H):
+            for w in range(W):
+                gx[n, c, h, w] = 0
 for n in range(N):
     for c in range(C):
         for oh in range(OH):

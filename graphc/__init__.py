@@ -4,6 +4,8 @@
     x = torch.randn(64, 784); y = torch.relu(x @ w.T + b)
     step = graphc.compile(train_step)        # traced once, compiled, cached
 """
+import os as _os
+
 import numpy as _np
 
 from . import ops  # noqa: F401  (fills the op table)
@@ -35,6 +37,10 @@ LongTensor = Tensor
 
 __version__ = "0.1.0"
 
+if _os.environ.get("GRAPHC_NUM_THREADS"):
+    from .threads import set_num_threads as _set_num_threads
+    _set_num_threads(int(_os.environ["GRAPHC_NUM_THREADS"]))
+
 
 def get_default_dtype():
     return float32
@@ -51,6 +57,9 @@ def __getattr__(name):
     if name in ("verify", "detect_anomaly", "debug"):
         from . import debug
         return debug if name == "debug" else getattr(debug, name)
+    if name in ("set_num_threads",):
+        from .threads import set_num_threads
+        return set_num_threads
     if name in ("save", "load"):
         from . import serialization
         return getattr(serialization, name)

@@ -12,6 +12,8 @@ import os
 import sys
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# graphc's own programs (the CLI's models) are user code: their lines are what a reader wants to see.
+_USER_DIRS = (os.path.join(_PACKAGE_DIR, "cli") + os.sep,)
 
 
 def user_frame(skip_package=True):
@@ -22,7 +24,8 @@ def user_frame(skip_package=True):
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not (skip_package and os.path.abspath(filename).startswith(_PACKAGE_DIR)):
+        path = os.path.abspath(filename)
+        if not (skip_package and path.startswith(_PACKAGE_DIR) and not path.startswith(_USER_DIRS)):
             line = linecache.getline(filename, frame.f_lineno).strip()
             return filename, frame.f_lineno, line
         frame = frame.f_back

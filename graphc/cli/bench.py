@@ -25,8 +25,8 @@ import sys
 import tempfile
 import time
 
-from .common import (add_backend_option, check_backend, compile_seconds, median_ms,
-                     non_negative_int, positive_int, quiet_numba_warnings, time_interleaved)
+from .common import (add_backend_option, add_threads_option, call_as_user, check_backend, compile_seconds, median_ms,
+                     non_negative_int, positive_int, quiet_numba_warnings, set_threads, time_interleaved)
 from .models import DEFAULTS, MODELS, build
 
 NAME = "bench"
@@ -49,6 +49,7 @@ def add_arguments(p):
                    help="skip the warm-compile probe (a subprocess that compiles the step again from the cache)")
     p.add_argument("--fresh-cache", action="store_true",
                    help="compile into an empty temporary kernel cache, so that 'cold' is a true cold compile")
+    add_threads_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress notes on stderr")
     # Internal: the subprocess behind the "warm" column.  Prints one JSON line and exits.
     p.add_argument("--_warm-probe", dest="warm_probe", action="store_true", help=argparse.SUPPRESS)
@@ -57,10 +58,13 @@ def add_arguments(p):
 def run(args):
     check_backend(args.backend)
     quiet_numba_warnings()
+    set_threads(args.threads)
     models = MODELS if args.model == "all" else (args.model,)
     if args.warm_probe:
         return _warm_probe(args, models[0])
     torch = None if args.no_torch else _import_torch()
+    if torch is not None:
+        torch.set_num_threads(args.threads)   # the same thread budget for every contestant
     fresh = tempfile.mkdtemp(prefix="graphc-bench-cache-") if args.fresh_cache else None
     try:
         rows = []
@@ -85,10 +89,11 @@ def _import_torch():
 
 def _torch_note(torch, disabled):
     if disabled:
-        return "torch eager: left out (--no-torch)"
+        return "torch eager: left out (--no-torch); threads: BLAS and numba as set by --threads"
     if torch is None:
-        return "torch eager: not measured (torch is not installed)"
-    return f"torch {torch.__version__} eager, {torch.get_num_threads()} threads"
+        return "torch eager: not measured (torch is not installed); threads: BLAS and numba as set by --threads"
+    return (f"torch {torch.__version__} eager; threads: torch {torch.get_num_threads()}, "
+            f"BLAS and numba as set by --threads")
 
 
 # --- measuring -------------------------------------------------------------------------------------
@@ -122,10 +127,11 @@ def measure(model, batch_size, steps, warmup, backend, torch=None, warm=True, ca
     _say(quiet, f"{model}: compiling the step with {backend} (first call)...")
     with override(cache_dir=cache_dir) if cache_dir else contextlib.nullcontext():
         t = time.perf_counter()
-        compiled(x, y).item()
+        call_as_user(compiled, x, y).item()
         cold_s = time.perf_counter() - t
     stats = compiled.stats()
-    runners = {"graphc eager": lambda: step_e(x, y).item(), f"graphc compiled ({backend})": lambda: compiled(x, y).item()}
+    runners = {"graphc eager": lambda: step_e(x, y).item(),
+               f"graphc compiled ({backend})": lambda: compiled(x, y).item()}
     if torch is not None:
         runners["torch eager"] = _torch_runner(torch, model, net_e, x_np, y_np)
     _say(quiet, f"{model}: timing {steps} interleaved rounds of {', '.join(runners)}...")
@@ -195,7 +201,7 @@ def _warm_probe(args, model):
     x, y = graphc.tensor(x_np), graphc.tensor(y_np)
     _, _, _, compiled = _graphc_contestants(model, batch_size, args.backend)
     t = time.perf_counter()
-    compiled(x, y).item()
+    call_as_user(compiled, x, y).item()
     first = time.perf_counter() - t
     stats = compiled.stats()
     print(json.dumps({"first_call_s": first, "compile_s": compile_seconds(stats), "cache": stats.get("cache")}))

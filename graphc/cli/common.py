@@ -9,8 +9,6 @@ import tempfile
 import time
 import warnings
 
-from .models import MODELS
-
 BACKENDS = ("numba_cpu", "numba_cuda", "interpreter")
 
 
@@ -75,12 +73,6 @@ def non_negative_float(text):
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be 0 or a positive number, got {text}")
     return value
-
-
-def add_model_option(p, default="mlp", choices=MODELS, help_extra=""):
-    p.add_argument("--model", choices=choices, default=default, metavar="{" + ",".join(choices) + "}",
-                   help="which seed model: mlp (784-128-10) or cnn (2 conv, max-pool, dropout, 2 linear)"
-                        + help_extra)
 
 
 def add_backend_option(p, default="numba_cpu", help_text=None):
@@ -193,6 +185,25 @@ def quiet_numba_warnings():
     warnings.filterwarnings("ignore", message=r".*is faster on contiguous arrays.*")
     warnings.filterwarnings("ignore", module=r"numba(\..*)?$", category=Warning)
     warnings.filterwarnings("ignore", message=r".*NumbaPerformanceWarning.*")
+
+
+# --- threads ------------------------------------------------------------------------------------
+
+def set_threads(n):
+    """Use n threads in BLAS and numba (graphc.set_num_threads); returns the BLAS libraries changed."""
+    from ..threads import set_num_threads
+    return set_num_threads(n)
+
+
+def add_threads_option(p):
+    p.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                   help="threads for BLAS (numpy's and scipy's), numba kernels and torch; 1 avoids the "
+                        "multi-threaded BLAS slowdown on small matmuls when other processes share the CPU")
+
+
+def call_as_user(fn, *args):
+    """Call a compiled step (graphc/cli counts as user code for source locations, see graphc.errors)."""
+    return fn(*args)
 
 
 # --- timing -------------------------------------------------------------------------------------

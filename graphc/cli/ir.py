@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sys
 
-from .common import BACKENDS, CLIError, atomic_write, check_backend, check_writable_file, positive_int, quiet_numba_warnings
+from .common import (BACKENDS, CLIError, atomic_write, call_as_user, check_backend, check_writable_file, positive_int,
+                     quiet_numba_warnings)
 from .models import DEFAULTS, MODELS, build
 
 NAME = "ir"
@@ -85,7 +86,7 @@ def compile_step(model, batch_size, backend):
     compiled = graphc.compile(step, backend=backend)
     x = graphc.rand(batch_size, 1, 28, 28)
     y = graphc.randint(0, 10, (batch_size,))
-    compiled(x, y)
+    call_as_user(compiled, x, y)
     return compiled
 
 
@@ -135,6 +136,13 @@ def to_dot(graph, fused=None):
         else:
             attrs.append('fillcolor="#ffffff"')
         lines.append(f"  n{i} [{', '.join(attrs)}];")
+    if fused is not None:   # a kernel of several ops also gets a labelled box around them
+        index = {id(node): i for i, node in enumerate(graph.nodes)}
+        for j, k in enumerate(fused.kernels):
+            if len(k.nodes) > 1:
+                members = " ".join(f"n{index[id(node)]};" for node in k.nodes if id(node) in index)
+                lines.append(f"  subgraph cluster_{j} {{ label={_quote(k.name)}; style=dashed; color=\"#888888\"; "
+                             f"fontname=\"monospace\"; fontsize=9; {members} }}")
     for i, node in enumerate(graph.nodes):
         for v in node.inputs:
             src = ids.get(id(v))
@@ -150,7 +158,7 @@ def to_dot(graph, fused=None):
             lines.append(f"  {ids[id(new)]} -> out [style=dashed, label={_quote('%' + str(target.name))}];")
     if fused is not None:
         lines.append(f'  label="{graph.name}: {len(graph.nodes)} nodes in {len(fused.kernels)} kernels '
-                     f'(colour = kernel; hover a node for its kernel)";')
+                     f'(colour = kernel; dashed box = a fused kernel of several ops)";')
         lines.append("  labelloc=t;")
         lines.extend(f"  // kernel {k.name}: {k.kind}, {len(k.nodes)} op{'s' if len(k.nodes) != 1 else ''}"
                      for k in fused.kernels)

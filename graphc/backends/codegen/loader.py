@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -20,8 +21,17 @@ from ...config import log
 _fallback_warned = False
 
 
+# Source locations in comments ("   (model.py:41)") do not change the code: they stay out of the cache
+# key, so editing the user's script elsewhere does not force a cold compile.
+_LOCATION = re.compile(r"   \([^()\n]*:\d+\)$", re.M)
+
+
+def cache_key(source):
+    return _LOCATION.sub("", source)
+
+
 def module_path(source, cache_dir):
-    digest = hashlib.sha256(source.encode()).hexdigest()[:24]
+    digest = hashlib.sha256(cache_key(source).encode()).hexdigest()[:24]
     return os.path.join(cache_dir, f"graphc_{digest}.py"), f"graphc_generated_{digest}"
 
 
@@ -68,10 +78,11 @@ def load_module(source, cache_dir):
     if os.path.exists(path):
         with open(path, encoding="utf-8", errors="replace") as f:
             existing = f.read()
-        if existing != source:
+        if cache_key(existing) != cache_key(source):
             log("cache", f"cache entry {path} is corrupt or truncated; rebuilding it")
             _drop_numba_cache(path)
-    if existing != source:
+            existing = None
+    if existing is None:
         _write_atomically(path, source)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

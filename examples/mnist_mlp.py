@@ -1,0 +1,98 @@
+"""The seed MLP program of the issue, with only its imports changed to graphc (PyTorch's names throughout).
+
+    python examples/mnist_mlp.py                       # 10 epochs, eager, as the seed
+    python examples/mnist_mlp.py --compile             # the same, the training step under @graphc.compile
+    python examples/mnist_mlp.py --epochs 1 --max-batches 300 --log-interval 50
+
+Added to the seed: the options below, a `train_step` function (so that --compile can wrap it),
+and the accuracy on the 10,000 MNIST test images at the end.  Run it from the repository root
+(root='./data' is the repository's copy of MNIST; graphc also finds that copy from elsewhere).
+"""
+import argparse
+
+import graphc as torch
+import graphc.nn as nn
+import graphc.optim as optim
+import graphc.vision as torchvision
+import graphc.vision.transforms as transforms  # noqa: F401  (the seed's import; the MLP uses torchvision.transforms)
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--epochs", type=int, default=10, help="epochs to train (the seed: 10)")
+parser.add_argument("--max-batches", type=int, default=None, help="stop each epoch after this many batches")
+parser.add_argument("--compile", action="store_true", help="compile the training step with @graphc.compile")
+parser.add_argument("--backend", default="numba_cpu", help="graphc.compile backend for --compile")
+parser.add_argument("--log-interval", type=int, default=0,
+                    help="also print the mean loss of every N batches, as '[epoch, batch] loss: x' (0: off)")
+parser.add_argument("--test-batches", type=int, default=None,
+                    help="evaluate on this many test batches of 1000 only (default: all 10,000 images)")
+parser.add_argument("--seed", type=int, default=None, help="seed graphc's random numbers (the seed program does not)")
+args = parser.parse_args()
+if args.seed is not None:
+    torch.manual_seed(args.seed)
+
+
+# MLP
+class Net(nn.Module):
+    def __init__(self):
+        super(Net, self).__init__()
+        self.fc1 = nn.Linear(784, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = torch.flatten(x, 1)
+        x = self.fc1(x)
+        x = torch.relu(x)
+        x = self.fc2(x)
+        return x
+
+
+net = Net()
+criterion = nn.CrossEntropyLoss()
+optimizer = optim.SGD(net.parameters(), lr=0.01)
+train_loader = torch.utils.data.DataLoader(torchvision.datasets.MNIST(root='./data', train=True, transform=torchvision.transforms.ToTensor(), download=True), batch_size=64, shuffle=True)
+
+
+def train_step(inputs, labels):
+    optimizer.zero_grad()
+    outputs = net(inputs)
+    loss = criterion(outputs, labels)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+if args.compile:
+    # The whole step (forward, backward, SGD update) becomes one graph of generated kernels.  The last
+    # batch of an epoch is smaller (60000 % 64 = 32 images): graphc compiles a second graph for it once.
+    train_step = torch.compile(train_step, backend=args.backend)
+
+for epoch in range(args.epochs):
+    running_loss = 0.0
+    window_loss = 0.0
+    batches = len(train_loader) if args.max_batches is None else min(len(train_loader), args.max_batches)
+    for i, data in enumerate(train_loader, 0):
+        if i >= batches:
+            break
+        inputs, labels = data
+        loss = train_step(inputs, labels)
+        running_loss += loss.item()
+        window_loss += loss.item()
+        if args.log_interval and (i + 1) % args.log_interval == 0:
+            print('[%d, %5d] loss: %.3f' % (epoch + 1, i + 1, window_loss / args.log_interval))
+            window_loss = 0.0
+    print('Epoch: %d, Loss: %.3f' % (epoch + 1, running_loss / batches))
+
+# Accuracy on the 10,000 test images (eval mode, no gradients).
+testset = torchvision.datasets.MNIST(root='./data', train=False, transform=torchvision.transforms.ToTensor(),
+                                     download=True)
+testloader = torch.utils.data.DataLoader(testset, batch_size=1000, shuffle=False)
+net.eval()
+correct = total = 0
+with torch.no_grad():
+    for i, (images, labels) in enumerate(testloader):
+        if args.test_batches is not None and i >= args.test_batches:
+            break
+        predicted = net(images).argmax(1)
+        total += labels.size(0)
+        correct += (predicted == labels).sum().item()
+print('Accuracy of the network on the %d test images: %.2f %%' % (total, 100 * correct / total))

@@ -1,0 +1,88 @@
+"""The example programs run as a user runs them (a subprocess from the repository root) and learn.
+
+The MLP seed program trains a few hundred batches eagerly and its loss must fall well below its
+start; the CNN trains a handful of batches (a CNN step is slow on a small CPU) and its loss must fall.
+"""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+
+
+def run_example(name, *args, timeout=300):
+    env = dict(os.environ)
+    # One BLAS thread: on a shared 2-core machine a multi-threaded BLAS makes these small matmuls 20x slower.
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, os.path.join(EXAMPLES, name), *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def window_losses(out):
+    """The '[epoch, batch] loss: x' lines, as floats in order."""
+    return [float(m) for m in re.findall(r"^\[\s*\d+,\s*\d+\] loss: ([0-9.]+)$", out, re.M)]
+
+
+def accuracy(out):
+    match = re.search(r"Accuracy of the network on the (\d+) test images: ([0-9.]+) %", out)
+    assert match, out
+    return int(match.group(1)), float(match.group(2))
+
+
+def test_mlp_seed_program_loss_falls_well_below_its_start():
+    out = run_example("mnist_mlp.py", "--epochs", 1, "--max-batches", 400, "--log-interval", 50, "--seed", 0)
+    losses = window_losses(out)
+    assert len(losses) == 8, out
+    assert losses[0] > 2.0                  # ~ln(10) = 2.30 at the start
+    assert losses[-1] < 0.65 * losses[0], losses
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert re.search(r"^Epoch: 1, Loss: [0-9.]+$", out, re.M)
+    total, acc = accuracy(out)
+    assert total == 10000 and acc > 70.0
+
+
+def test_mlp_compiled_step_learns():
+    out = run_example("mnist_mlp.py", "--epochs", 1, "--max-batches", 30, "--log-interval", 10, "--seed", 0,
+                      "--compile", "--backend", "interpreter")
+    losses = window_losses(out)
+    assert len(losses) == 3 and losses[-1] < losses[0], losses
+    assert accuracy(out)[0] == 10000
+
+
+def test_cnn_seed_program_loss_falls():
+    out = run_example("mnist_cnn.py", "--epochs", 1, "--max-batches", 30, "--log-interval", 10, "--seed", 0,
+                      "--test-batches", 1)
+    losses = window_losses(out)
+    assert len(losses) == 3, out
+    assert losses[-1] < losses[0] - 0.005, losses
+    assert re.search(r"^Epoch: 1, Loss: [0-9.]+$", out, re.M)
+    assert accuracy(out)[0] == 1000
+
+
+def test_ir_walkthrough_shows_every_stage():
+    out = run_example("ir_walkthrough.py")
+    for title in ("IR after tracing", "IR after autodiff", "Final IR", "Fused kernels", "Memory plan",
+                  "Generated Numba module"):
+        assert title in out
+    assert "graph step(" in out and "kernel " in out and "@njit" in out and "in place:" in out
+
+
+@pytest.mark.parametrize("name", ["mnist_mlp.py", "mnist_cnn.py"])
+def test_examples_keep_the_seed_text(name):
+    """Only the imports changed: the seed's model, loss, optimizer, data and print line are there verbatim."""
+    text = open(os.path.join(EXAMPLES, name)).read()
+    assert "import graphc as torch" in text and "import graphc.nn as nn" in text
+    assert "print('Epoch: %d, Loss: %.3f' % (epoch + 1, running_loss / " in text
+    if name == "mnist_mlp.py":
+        assert "optimizer = optim.SGD(net.parameters(), lr=0.01)" in text
+        assert "batch_size=64, shuffle=True)" in text
+    else:
+        assert "optimizer = optim.SGD(net.parameters(), lr=0.001, momentum=0.9)" in text
+        assert "transforms.Normalize((0.5,), (0.5,))" in text and "batch_size=100, shuffle=True)" in text

@@ -195,10 +195,10 @@ def set_threads(n):
     return set_num_threads(n)
 
 
-def add_threads_option(p):
-    p.add_argument("--threads", type=positive_int, default=1, metavar="N",
-                   help="threads for BLAS (numpy's and scipy's), numba kernels and torch; 1 avoids the "
-                        "multi-threaded BLAS slowdown on small matmuls when other processes share the CPU")
+def add_threads_option(p, default=1):
+    p.add_argument("--threads", type=positive_int, default=default, metavar="N",
+                   help="threads for BLAS (numpy's and scipy's), numba kernels and torch (default %(default)s); "
+                        "1 avoids the multi-threaded BLAS slowdown on small matmuls when other processes share the CPU")
 
 
 def call_as_user(fn, *args):

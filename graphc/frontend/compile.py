@@ -34,19 +34,23 @@ def compile(fn=None, *, backend=None, fullgraph=True, dynamic=False, mode=None, 
 
 def _arg_signature(args, kwargs):
     """Guard part 1: tensor shapes/dtypes and non-tensor argument values."""
-    def sig(x):
-        if isinstance(x, Tensor):
-            return ("T", tuple(x.shape), x.dtype.str, x.requires_grad)
-        if isinstance(x, (tuple, list)):
-            return (type(x).__name__,) + tuple(sig(v) for v in x)
-        if isinstance(x, dict):
-            return ("dict",) + tuple((k, sig(v)) for k, v in sorted(x.items()))
-        try:
-            hash(x)
-            return ("V", x)
-        except TypeError:
-            return ("id", id(x))
-    return sig(tuple(args)) + (sig(kwargs),)
+    return _sig(tuple(args)) + (_sig(kwargs),)
+
+
+# Module-level recursion, not nested closures: a recursive closure is a reference cycle, and one per
+# call would leave garbage for the cyclic collector on every compiled step.
+def _sig(x):
+    if isinstance(x, Tensor):
+        return ("T", x._value.shape, x.dtype.str, x.requires_grad)
+    if isinstance(x, (tuple, list)):
+        return (type(x).__name__,) + tuple([_sig(v) for v in x])
+    if isinstance(x, dict):
+        return ("dict",) + tuple([(k, _sig(v)) for k, v in sorted(x.items())])
+    try:
+        hash(x)
+        return ("V", x)
+    except TypeError:
+        return ("id", id(x))
 
 
 def _state_signature(record):
@@ -320,20 +324,20 @@ class _ModuleCall:
 
 def _flat_tensor_args(args, kwargs):
     flat = []
-
-    def walk(x):
-        if isinstance(x, Tensor):
-            flat.append(x)
-        elif isinstance(x, (tuple, list)):
-            for v in x:
-                walk(v)
-        elif isinstance(x, dict):
-            for k in sorted(x):
-                walk(x[k])
-
-    walk(tuple(args))
-    walk(kwargs)
+    _collect_tensors(tuple(args), flat)
+    _collect_tensors(kwargs, flat)
     return flat
+
+
+def _collect_tensors(x, flat):
+    if isinstance(x, Tensor):
+        flat.append(x)
+    elif isinstance(x, (tuple, list)):
+        for v in x:
+            _collect_tensors(v, flat)
+    elif isinstance(x, dict):
+        for k in sorted(x):
+            _collect_tensors(x[k], flat)
 
 
 def _replace_tensors(x, proxies):

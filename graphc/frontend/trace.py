@@ -103,6 +103,7 @@ class Tracer(GraphBuilder):
         self.data_inputs: list[Value] = []
         self.grad_before: dict[int, object] = {}
         self.grads_read_first: dict[int, Tensor] = {}   # .grad read before any rebinding: part of the guard
+        self.state_before: dict[int, dict] = {}         # per optimizer: {param: its state dict} before the trace
 
     def __enter__(self):
         _context.TRACE_LOCK.acquire()
@@ -179,7 +180,10 @@ class Tracer(GraphBuilder):
             self.grad_before[id(tensor)] = tensor._grad
 
     def note_optimizer(self, optimizer):
-        self.optimizers[id(optimizer)] = optimizer
+        if id(optimizer) not in self.optimizers:
+            self.optimizers[id(optimizer)] = optimizer
+            # What abort() puts back: state entries created while tracing (zeros_state) must not survive it.
+            self.state_before[id(optimizer)] = {p: dict(s) for p, s in optimizer.state.items()}
 
     def note_module(self, module):
         self.modules[id(module)] = module
@@ -225,10 +229,14 @@ class Tracer(GraphBuilder):
             entry.tensor._value = entry.array
         for key, t in self.grad_slots.items():
             t._grad = self.grad_before[key]
-        for opt in self.optimizers.values():
-            for state in opt.state.values():
-                for k in [k for k, v in state.items() if isinstance(v, Tensor) and type(v._value) is Value]:
-                    del state[k]
+        for key, opt in self.optimizers.items():
+            before = self.state_before[key]
+            for p in list(opt.state):
+                if p not in before:
+                    del opt.state[p]
+                else:
+                    opt.state[p].clear()
+                    opt.state[p].update(before[p])
 
     # --- end of trace ----------------------------------------------------------------------------
     def finish(self, result):
@@ -342,29 +350,30 @@ class TraceRecord:
 def flatten_result(result):
     """Flatten nested tuples/lists/dicts of results into a list and a spec to rebuild them."""
     flat = []
+    return flat, _spec_of(result, flat)
 
-    def walk(x):
-        if isinstance(x, (tuple, list)):
-            return (type(x), [walk(v) for v in x])
-        if isinstance(x, dict):
-            return (dict, [(k, walk(v)) for k, v in x.items()])
-        flat.append(x)
-        return None
 
-    spec = walk(result)
-    return flat, spec
+def _spec_of(x, flat):
+    if isinstance(x, (tuple, list)):
+        return (type(x), [_spec_of(v, flat) for v in x])
+    if isinstance(x, dict):
+        return (dict, [(k, _spec_of(v, flat)) for k, v in x.items()])
+    flat.append(x)
+    return None
 
 
 def unflatten_result(spec, flat):
-    it = iter(flat)
+    """Rebuild what flatten_result flattened.   unflatten_result(None, [t]) -> t"""
+    if spec is None:
+        return flat[0]
+    return _build(spec, iter(flat))
 
-    def build(s):
-        if s is None:
-            return next(it)
-        kind, items = s
-        if kind is dict:
-            return {k: build(v) for k, v in items}
-        built = [build(v) for v in items]
-        return kind(built) if kind in (tuple, list) else kind(*built)
 
-    return build(spec)
+def _build(s, it):
+    if s is None:
+        return next(it)
+    kind, items = s
+    if kind is dict:
+        return {k: _build(v, it) for k, v in items}
+    built = [_build(v, it) for v in items]
+    return kind(built) if kind in (tuple, list) else kind(*built)

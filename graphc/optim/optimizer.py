@@ -118,8 +118,8 @@ class Optimizer:
         state = self.state
         sig = []
         for group in self.param_groups:
-            sig.append(tuple(v if v is None or isinstance(v, (bool, str)) else v != 0
-                             for k, v in group.items() if k != "params" and not isinstance(v, (tuple, list))))
+            sig.append(tuple([v if v is None or isinstance(v, (bool, str)) else v != 0
+                              for k, v in group.items() if k != "params" and not isinstance(v, (tuple, list))]))
             for p in group["params"]:
                 s = state.get(p)
                 sig.append(tuple(s) if s else ())

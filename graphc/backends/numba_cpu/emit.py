@@ -78,11 +78,11 @@ class ModuleEmitter:
     # --- values in the driver ----------------------------------------------------------------
     def var(self, value):
         """The driver parameter holding `value`: a graph input, or an array the runner prepares once."""
+        node = value.node
+        if node is not None and node.op == "const":
+            return self._const(value)   # even when the plan gave it a buffer: no kernel ever fills that buffer
         home = self.plan.home.get(id(value))
         if home is None:
-            node = value.node
-            if node is not None and node.op == "const":
-                return self._const(value)
             raise BackendError("numba_cpu", f"no storage planned for {self.names.get(id(value))}")
         if home[0] == "input":
             return f"in{home[1]}"
@@ -193,6 +193,10 @@ class ModuleEmitter:
         outs = {id(v): f"o{i}" for i, v in enumerate(k.outputs)}
         size = int(np.prod(shape)) if shape else 1
         parallel = settings.parallel and size >= PARALLEL_MIN_ELEMENTS and rank >= 1 and shape[0] > 1
+        views, shape_of = {}, {}
+        if not any(n.op == "one_hot" for n in k.nodes):
+            shape, views, shape_of = self._collapse(shape, [v for v in ext if v.shape], k.outputs, ())
+            rank = len(shape)
         self._header(k, body, list(arg_of.values()) + list(outs.values()), parallel)
         idx = [f"i{d}" for d in range(rank)]
         loaded = self._hoist_scalars(ext, arg_of, body)
@@ -210,7 +214,7 @@ class ModuleEmitter:
             key = (id(value), align) if value.shape else (id(value), "right")
             if key not in loaded:
                 name = f"x{len(loaded)}"
-                body.line(f"{name} = {arg_of[id(value)]}[{self._index(value.shape, shape, align)}]")
+                body.line(f"{name} = {arg_of[id(value)]}[{self._index(shape_of.get(id(value), value.shape), shape, align)}]")
                 loaded[key] = name
             return loaded[key]
 
@@ -236,7 +240,42 @@ class ModuleEmitter:
             if id(node.out) in outs:
                 body.line(f"{outs[id(node.out)]}[{', '.join(idx) if rank else '()'}] = {t}")
         body.level -= rank + 1
-        self._call(k, driver, [self.var(v) for v in ext] + [self.var(v) for v in k.outputs])
+        self._call(k, driver, [views.get(id(v)) or self.var(v) for v in ext + list(k.outputs)])
+
+    def _collapse(self, shape, inputs, outputs, axes):
+        """Merge adjacent loop dims that every operand walks alike (as numpy's iterator coalesces them).
+
+        (100, 64, 24, 24) + bias (1, 64, 1, 1) -> loops over (100, 64, 576): fewer, longer loops that
+        compile faster and vectorise better.  Dims merge when, for every operand, both are full-size or
+        both are broadcast, and (for a reduction) both are reduced or both kept.  Operands reach the
+        kernel as views of the merged shape that the runner makes; only C-contiguous ones can.
+        Returns (new shape, {id(value): view param}, {id(value): merged shape}) or the input unchanged.
+        """
+        rank = len(shape)
+        if rank < 2 or not all(self._contiguous(v) for v in inputs):
+            return shape, {}, {}
+        padded = [(1,) * (rank - len(v.shape)) + tuple(v.shape) for v in inputs]
+        groups = [[0]]
+        for d in range(1, rank):
+            alike = (d in axes) == (d - 1 in axes) and all(
+                (p[d - 1] == shape[d - 1] and p[d] == shape[d]) or (p[d - 1] == 1 and p[d] == 1) for p in padded)
+            if alike:
+                groups[-1].append(d)
+            else:
+                groups.append([d])
+        if len(groups) == rank:
+            return shape, {}, {}
+        merge = lambda dims: tuple(int(np.prod([dims[d] for d in g])) for g in groups)   # noqa: E731
+        new_shape = merge(shape)
+        views, shape_of = {}, {}
+        for v, p in zip(inputs, padded):
+            shape_of[id(v)] = merge(p)
+            views[id(v)] = self.view_param(v, shape_of[id(v)])
+        for v in outputs:
+            out_shape = new_shape if not axes else tuple(n for g, n in zip(groups, new_shape) if g[0] not in axes)
+            views[id(v)] = self.view_param(v, out_shape)
+        self.collapsed_groups = groups
+        return new_shape, views, shape_of
 
     @staticmethod
     def _hoist_scalars(ext, arg_of, body):
@@ -280,10 +319,13 @@ class ModuleEmitter:
         if red.op == "argmax":
             axes = tuple(range(rank)) if red.attrs.get("axis") is None else (red.attrs["axis"],)
         axes = tuple(range(rank)) if axes is None else tuple(axes)
-        keep = [d for d in range(rank) if d not in axes]
         ext = [v for v in k.inputs if not self.inline(v)]
         arg_of = {id(v): f"a{i}" for i, v in enumerate(ext)}
-        outer = int(np.prod([shape[d] for d in keep])) if keep else 1
+        new_shape, views, shape_of = self._collapse(shape, [v for v in ext if v.shape], [red.out], axes)
+        if views:
+            axes = tuple(i for i, g in enumerate(self.collapsed_groups) if g[0] in axes)
+            shape, rank = new_shape, len(new_shape)
+        keep = [d for d in range(rank) if d not in axes]
         total = int(np.prod(shape)) if shape else 1
         parallel = settings.parallel and total >= PARALLEL_MIN_ELEMENTS and keep and shape[keep[0]] >= 4
         self._header(k, body, list(arg_of.values()) + ["o0"], parallel)
@@ -312,7 +354,7 @@ class ModuleEmitter:
                 return self.literal_of(value)
             if id(value) not in loaded:
                 name = f"x{len(loaded)}"
-                body.line(f"{name} = {arg_of[id(value)]}[{self._index(value.shape, shape)}]")
+                body.line(f"{name} = {arg_of[id(value)]}[{self._index(shape_of.get(id(value), value.shape), shape)}]")
                 loaded[id(value)] = name
             return loaded[id(value)]
 
@@ -341,8 +383,10 @@ class ModuleEmitter:
             keepdim = red.attrs.get("keepdim") and red.attrs.get("axis") is not None
         else:
             keepdim = red.attrs.get("keepdim")
-        if not out.shape:
+        if not out.shape or (views and not keep):
             oidx = "()"
+        elif views:   # the output is a view of the merged kept dims
+            oidx = ", ".join(f"i{d}" for d in keep)
         elif keepdim:
             oidx = ", ".join("0" if d in axes else f"i{d}" for d in range(rank))
         else:
@@ -350,7 +394,7 @@ class ModuleEmitter:
         result = "besti" if red.op == "argmax" else "acc"
         body.line(f"o0[{oidx}] = {NP_TYPE[out.dtype.name]}({result})")
         body.level -= len(keep) + 1
-        self._call(k, driver, [self.var(v) for v in ext] + [self.var(red.out)])
+        self._call(k, driver, [views.get(id(v)) or self.var(v) for v in ext + [red.out]])
 
     _emit_argmax = _emit_reduce
 

@@ -14,6 +14,7 @@ Every kernel carries the IR lines it implements as comments, and its name says w
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import numpy as np
@@ -71,6 +72,7 @@ class ModuleEmitter:
         self.out = IndentedBuffer()
         self.uses_uniform = False
         self.uses_conv = False
+        self.uses_pool = False
         # Planned buffers and views reach the driver as arrays the runner shaped once (a reshape or
         # np.transpose inside the driver costs seconds of numba compile time for their error paths).
         self.params = {}
@@ -124,27 +126,73 @@ class ModuleEmitter:
         out.line('FAST = {"reassoc", "contract"}   # no nnan/ninf: NaN and inf behave as in numpy')
         out.line("")
         body = IndentedBuffer()
-        driver = IndentedBuffer()
-        self._emit_kernels(body, driver)
+        self.steps = []            # ("njit" | "host", call line), in execution order
+        self._emit_kernels(body, None)
         if self.uses_uniform:
             out.lines_from(templates.UNIFORM)
             out.line("")
         if self.uses_conv:
             out.lines_from(templates.conv_helpers())
             out.line("")
+        if self.uses_pool:
+            out.lines_from(templates.pool_helpers())
+            out.line("")
         out.lines_from(body.getvalue())
         args = [f"in{i}" for i in range(len(self.graph.inputs))] + [f"const{j}" for j in range(len(self.consts))] \
             + list(self.params) + [f"scratch{j}" for j in range(len(self.scratch))]
         out.line("")
-        # error_model="numpy" here too: the kernels are inlined into the driver and compiled with ITS flags,
+        self._emit_driver(out, args)
+        return out.getvalue()
+
+    def _emit_driver(self, out, args):
+        """One @njit driver; or, when host kernels (numpy BLAS calls) sit between them, @njit segments
+        called in order from a plain Python driver."""
+        doc = f'"""Runs graph `{self.graph.name}`: {len(self.fused.kernels)} kernels."""'
+        # error_model="numpy" here too: kernels are inlined into the driver and compiled with ITS flags,
         # so under Python's error model x / 0 would raise ZeroDivisionError instead of giving inf/nan.
-        out.line('@njit(cache=True, error_model="numpy")')
+        if all(kind == "njit" for kind, _ in self.steps):
+            out.line('@njit(cache=True, error_model="numpy")')
+            out.line(f"def driver({', '.join(args)}):")
+            with out.indent():
+                out.line(doc)
+                for _, line in self.steps:
+                    out.line(line)
+                out.line("return 0")
+            return
+        runs, calls = [], []
+        for kind, line in self.steps:
+            if kind == "host":
+                calls.append(line)
+            elif calls and isinstance(calls[-1], list):
+                calls[-1].append(line)
+            else:
+                calls.append([line])
+        for n, lines in enumerate(c for c in calls if isinstance(c, list)):
+            used = []
+            for line in lines:
+                for name in re.findall(r"[(,]\s*(\w+)(?=[,)])", line):
+                    if name not in used:
+                        used.append(name)
+            runs.append((f"segment_{n}", used, lines))
+            out.line('@njit(cache=True, error_model="numpy")')
+            out.line(f"def segment_{n}({', '.join(used)}):")
+            with out.indent():
+                for line in lines:
+                    out.line(line)
+                out.line("return 0")
+            out.line("")
         out.line(f"def driver({', '.join(args)}):")
         with out.indent():
-            out.line(f'"""Runs graph `{self.graph.name}`: {len(self.fused.kernels)} kernels."""')
-            out.lines_from(driver.getvalue())
+            out.line(doc)
+            n = 0
+            for c in calls:
+                if isinstance(c, list):
+                    name, used, _ = runs[n]
+                    out.line(f"{name}({', '.join(used)})")
+                    n += 1
+                else:
+                    out.line(c)
             out.line("return 0")
-        return out.getvalue()
 
     def _emit_kernels(self, body, driver):
         for k in self.fused.kernels:
@@ -172,8 +220,8 @@ class ModuleEmitter:
         for node in k.nodes:
             body.line("# " + ir_line(node, self.names))
 
-    def _call(self, k, driver, args):
-        driver.line(f"{k.name}({', '.join(args)})")
+    def _call(self, k, driver, args, host=False):
+        self.steps.append(("host" if host else "njit", f"{k.name}({', '.join(args)})"))
 
     def _contiguous(self, value):
         home = self.plan.home.get(id(value))
@@ -448,13 +496,22 @@ class ModuleEmitter:
         self.params.setdefault(name, (value, tuple(shape)))
         return name
 
-    def _emit_conv(self, k, body, driver, args, values, text):
+    def _emit_conv(self, k, body, driver, args, values, text, host=False):
         """A kernel from a template body, called with explicit driver values."""
-        self._header(k, body, args)
+        if host:
+            body.line(f"def {k.name}({', '.join(args)}):")
+            body.level += 1
+            body.line('"""Runs in Python: its GEMMs go to numpy\'s BLAS (faster than the one numba links)."""')
+            for node in k.nodes:
+                body.line("# " + ir_line(node, self.names))
+        else:
+            self._header(k, body, args)
         body.lines_from(text)
         body.level -= 1
-        self._call(k, driver, values)
+        self._call(k, driver, values, host=host)
 
+    # NOTE: conv kernels run on the host, calling numba's im2col/col2im and numpy's matmul: numpy's
+    # OpenBLAS ran conv2's GEMM ~25% faster than the BLAS numba's np.dot reaches through scipy.
     def _emit_conv2d(self, k, body, driver):
         self.uses_conv = True
         node = k.nodes[-1]
@@ -465,20 +522,20 @@ class ModuleEmitter:
                          self.view_param(node.out, (g["N"], g["O"], g["P"])),
                          self._scratch((g["K"], g["NB"] * g["P"]), x.dtype),
                          self._scratch((g["O"], g["NB"] * g["P"]), x.dtype)],
-                        templates.conv2d_forward_body(g))
+                        templates.conv2d_forward_host(g), host=True)
 
     def _emit_conv2d_grad_weight(self, k, body, driver):
         self.uses_conv = True
         node = k.nodes[-1]
         gy, x = node.inputs
         g = templates.geometry(x.shape, node.out.shape, node.attrs["stride"], node.attrs["padding"])
-        self._emit_conv(k, body, driver, ["gy3", "x", "gw2", "cols", "gyb", "part"],
+        self._emit_conv(k, body, driver, ["gy3", "x", "gw2", "cols", "part", "acc"],
                         [self.view_param(gy, (g["N"], g["O"], g["P"])), self.var(x),
                          self.view_param(node.out, (g["O"], g["K"])),
                          self._scratch((g["K"], g["NB"] * g["P"]), x.dtype),
-                         self._scratch((g["O"], g["NB"] * g["P"]), x.dtype),
-                         self._scratch((g["O"], g["K"]), x.dtype)],
-                        templates.conv2d_grad_weight_body(g))
+                         self._scratch((g["K"], g["O"]), x.dtype),
+                         self._scratch((g["K"], g["O"]), x.dtype)],
+                        templates.conv2d_grad_weight_host(g), host=True)
 
     def _emit_conv2d_grad_input(self, k, body, driver):
         self.uses_conv = True
@@ -490,7 +547,7 @@ class ModuleEmitter:
                          self.var(node.out),
                          self._scratch((g["K"], g["NB"] * g["P"]), gy.dtype),
                          self._scratch((g["O"], g["NB"] * g["P"]), gy.dtype)],
-                        templates.conv2d_grad_input_body(g))
+                        templates.conv2d_grad_input_host(g), host=True)
 
     def _emit_template(self, k, body, driver, args, text):
         node = k.nodes[-1]
@@ -499,17 +556,40 @@ class ModuleEmitter:
         body.level -= 1
         self._call(k, driver, [self.var(v) for v in node.inputs] + [self.var(node.out)])
 
+    # Pooling reuses the eager kernels' loops (copied into the module): the same tie and NaN rules as
+    # the interpreter, and their unrolled 2x2/stride-2 argmax.
     def _emit_maxpool2d_argmax(self, k, body, driver):
-        a = k.nodes[-1].attrs
-        self._emit_template(k, body, driver, ["x", "idx"],
-                            templates.maxpool_argmax_body(a["kernel"], a["stride"], a["padding"],
-                                                          k.nodes[-1].inputs[0].size))
+        self.uses_pool = True
+        node = k.nodes[-1]
+        a = node.attrs
+        if tuple(a["kernel"]) == (2, 2) and tuple(a["stride"]) == (2, 2) and tuple(a["padding"]) == (0, 0):
+            text = "_argmax_2x2_kernel(x, idx)"
+        else:
+            text = "_argmax_kernel(x, {}, {}, {}, {}, {}, {}, idx)".format(*a["kernel"], *a["stride"], *a["padding"])
+        self._emit_conv(k, body, driver, ["x", "idx"], [self.var(node.inputs[0]), self.var(node.out)], text)
 
     def _emit_maxpool2d_gather(self, k, body, driver):
-        self._emit_template(k, body, driver, ["x", "idx", "y"], templates.POOL_GATHER)
+        self.uses_pool = True
+        node = k.nodes[-1]
+        x, idx = node.inputs
+        n, c = x.shape[:2]
+        self._emit_conv(k, body, driver, ["x3", "idx3", "y3"],
+                        [self.view_param(x, (n, c, x.shape[2] * x.shape[3])),
+                         self.view_param(idx, (n, c, idx.shape[2] * idx.shape[3])),
+                         self.view_param(node.out, (n, c, idx.shape[2] * idx.shape[3]))],
+                        "_gather_kernel(x3, idx3, y3)")
 
     def _emit_maxpool2d_scatter(self, k, body, driver):
-        self._emit_template(k, body, driver, ["gy", "idx", "gx"], templates.POOL_SCATTER)
+        self.uses_pool = True
+        node = k.nodes[-1]
+        gy, idx = node.inputs
+        n, c, h, w = node.out.shape
+        text = "for n in range({n}):\n    for c in range({c}):\n        for j in range({hw}):\n" \
+               "            gx3[n, c, j] = 0\n_scatter_kernel(gy3, idx3, gx3)".format(n=n, c=c, hw=h * w)
+        self._emit_conv(k, body, driver, ["gy3", "idx3", "gx3"],
+                        [self.view_param(gy, (n, c, gy.shape[2] * gy.shape[3])),
+                         self.view_param(idx, (n, c, idx.shape[2] * idx.shape[3])),
+                         self.view_param(node.out, (n, c, h * w))], text)
 
     def _emit_getitem(self, k, body, driver):
         node = k.nodes[-1]

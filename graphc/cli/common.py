@@ -92,14 +92,13 @@ def check_backend(name):
         raise CLIError(f"backend {name!r} is not available here ({first_line(exc)}); "
                        f"try --backend numba_cpu or --backend interpreter") from None
     if name == "numba_cuda":
+        from ..backends.numba_cuda.device import require_cuda
+        from ..errors import GraphcError
         try:
-            from numba import cuda
-            ok = cuda.is_available()
-        except Exception:   # numba's CUDA probing can fail in many ways; any of them means "no GPU"
-            ok = False
-        if not ok:
-            raise CLIError("backend 'numba_cuda' needs a CUDA GPU, and numba finds none here; "
-                           "try --backend numba_cpu")
+            require_cuda()          # names the missing piece; NUMBA_ENABLE_CUDASIM=1 counts
+        except GraphcError as exc:
+            raise CLIError(f"backend 'numba_cuda' is not available here: {exc.message}; "
+                           "try --backend numba_cpu") from None
 
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",

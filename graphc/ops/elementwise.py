@@ -23,7 +23,14 @@ def _F():
 
 # --- unary --------------------------------------------------------------------------------------
 
-@defop("neg", kind=ELEMENTWISE, infer=unary_same("neg"))
+def _infer_neg(x):
+    if x.dtype == np.bool_:
+        raise DTypeError("neg", "negation, the `-` operator, on a bool tensor is not supported",
+                         hint="to invert a mask use ~mask or graphc.logical_not(mask)")
+    return tuple(x.shape), x.dtype
+
+
+@defop("neg", kind=ELEMENTWISE, infer=_infer_neg)
 class Neg:
     """Elementwise -x.   neg([1., -2.]) -> [-1., 2.]"""
     impl = staticmethod(np.negative)

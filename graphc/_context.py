@@ -10,3 +10,5 @@ import threading
 grad_enabled = True
 tracer = None
 TRACE_LOCK = threading.RLock()
+# graphc.detect_anomaly(): False, or the checker `apply` calls on every eager result (graphc/debug.py).
+anomaly = False

@@ -196,3 +196,6 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
                                 detail=f"analytic {got.ravel()[:6]} ... numerical {num.ravel()[:6]} ...")
             return False
     return True
+
+
+from .debug import detect_anomaly, set_detect_anomaly  # noqa: E402,F401  (torch.autograd's names)

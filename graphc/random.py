@@ -24,8 +24,12 @@ class Generator:
         self._initial_seed = seed
         self.np = np.random.Generator(np.random.PCG64(seed))
         # 0-d tensors, so that a compiled step lifts them as state and writes the offset back.
-        self.seed_tensor = Tensor._wrap(np.array(seed % (2 ** 63), dtype=np.int64))
-        self.offset_tensor = Tensor._wrap(np.array(0, dtype=np.int64))
+        if getattr(self, "seed_tensor", None) is None:
+            self.seed_tensor = Tensor._wrap(np.array(seed % (2 ** 63), dtype=np.int64))
+            self.offset_tensor = Tensor._wrap(np.array(0, dtype=np.int64))
+        else:   # in place: compiled functions hold these Tensor objects as lifted state
+            self.seed_tensor._value[...] = seed % (2 ** 63)
+            self.offset_tensor._value[...] = 0
         return self
 
     def initial_seed(self):

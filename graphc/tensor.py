@@ -43,6 +43,8 @@ def apply(op, *args, **attrs):
     else:
         t.requires_grad = False
         t._ctx = None
+    if _context.anomaly:   # inside graphc.detect_anomaly(): check the result for NaN/inf
+        _context.anomaly(op, args, attrs, t)
     return t
 
 

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-import math
+import numpy as np
 
 from .. import functional as F
 from .optimizer import Optimizer, hyper, scalar_state, zeros_state
@@ -12,7 +12,7 @@ from .optimizer import Optimizer, hyper, scalar_state, zeros_state
 
 def _power(base, exponent):
     """base ** exponent for a runtime scalar base and a step-counter tensor (traceable either way)."""
-    log_base = math.log(base) if isinstance(base, float) else F.log(base)
+    log_base = np.log(base) if isinstance(base, (float, np.floating)) else F.log(base)
     return F.exp(exponent * log_base)
 
 

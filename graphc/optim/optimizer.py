@@ -25,8 +25,10 @@ def hyper(group, key):
     """group[key] for arithmetic: a float eagerly, a runtime scalar input of the graph while tracing."""
     value = group[key]
     tracer = _context.tracer
-    if tracer is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
+    if tracer is None:
+        return np.float32(value)   # rounded as the compiled step's f32 scalar input is: eager == compiled
     return tracer.scalar_input(group, key)
 
 
@@ -113,13 +115,17 @@ class Optimizer:
     def _update(self, p, grad, group, state):
         raise NotImplementedError
 
+    # Hyper-parameters whose zero-ness or truth picks a code path in _update (lr never does: it only
+    # scales, so a warm-up schedule from lr=0 must not recompile).
+    _path_keys = ("momentum", "dampening", "weight_decay", "nesterov", "maximize", "amsgrad")
+
     def trace_signature(self):
         """What decides the traced graph's structure (not the values of hyper-parameters): runs every call."""
         state = self.state
         sig = []
         for group in self.param_groups:
-            sig.append(tuple([v if v is None or isinstance(v, (bool, str)) else v != 0
-                              for k, v in group.items() if k != "params" and not isinstance(v, (tuple, list))]))
+            sig.append(tuple([group[k] if isinstance(group[k], bool) else group[k] != 0
+                              for k in self._path_keys if k in group]))
             for p in group["params"]:
                 s = state.get(p)
                 sig.append(tuple(s) if s else ())
@@ -150,6 +156,7 @@ class Optimizer:
         params = {i: p for g_saved, g in zip(groups, self.param_groups) for i, p in zip(g_saved["params"], g["params"])}
         for g_saved, g in zip(groups, self.param_groups):
             g.update({k: v for k, v in g_saved.items() if k != "params"})
+        old = {p: dict(s) for p, s in self.state.items()}
         self.state = defaultdict(dict)
         for i, s in state_dict["state"].items():
             p = params[int(i)]
@@ -159,7 +166,13 @@ class Optimizer:
                     if tuple(v.shape) not in (tuple(p.shape), ()):
                         raise GraphcError("load_state_dict", f"state {k!r} of parameter {i} has shape "
                                                              f"{tuple(v.shape)}, the parameter has {tuple(p.shape)}")
-                    v = Tensor._wrap(np.array(v._value, copy=True))
+                    prev = old.get(p, {}).get(k)
+                    if isinstance(prev, Tensor) and prev.shape == v.shape and prev.dtype == v.dtype:
+                        # in place: a compiled step holds the existing state tensors as lifted inputs
+                        np.copyto(prev._value, v._value)
+                        v = prev
+                    else:
+                        v = Tensor._wrap(np.array(v._value, copy=True))
                 restored[k] = v
             self.state[p] = restored
 

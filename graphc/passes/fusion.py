@@ -207,7 +207,7 @@ def _fuse_reduce_prologues(graph, kernels):
             log("fusion", f"not fusing {pk.nodes[-1].op} into reduce {k.nodes[-1].op}: "
                           f"{outside[0].op} is also read by another kernel")
             continue
-        if any(n.op in ("uniform",) for n in pk.nodes):
+        if any(n.op in ("uniform", "one_hot") for n in pk.nodes):   # they need their own loop indices
             continue
         k.nodes = pk.nodes + k.nodes
         merged.add(id(pk))

@@ -317,18 +317,8 @@ def test_unwritable_cache_dir_falls_back_with_one_warning(tmp_path, monkeypatch,
 
 cases_module = pytest.importorskip("tests.ops.cases", reason="the op table tests/ops/cases.py is not there")
 
-# numba_cpu's known failures on single cases: strict xfails (a fix makes them XPASS: then delete the line).
-ONE_HOT_PROLOGUE = ("graphc bug: fusion lets a reduction absorb a one_hot (max(dim).values, cross_entropy's "
-                    "forward), and the numba emitter refuses it: 'one_hot: cannot be a reduction prologue'")
-NUMBA_KNOWN_BUGS = {
-    "max_dim_values": ONE_HOT_PROLOGUE,
-    "max_dim_keepdim": ONE_HOT_PROLOGUE,
-    "min_dim_values": ONE_HOT_PROLOGUE,
-    "cross_entropy": ONE_HOT_PROLOGUE,
-    "F_cross_entropy": ONE_HOT_PROLOGUE,
-}
 FORWARD = [c for c in cases_module.CASES if c.traceable]
-BATCHED = [c for c in FORWARD if c.name not in NUMBA_KNOWN_BUGS]
+BATCHED = FORWARD
 GROUPS = 3   # a few graphs rather than one: a failure points at a third of the table, compile time is the same
 
 
@@ -373,11 +363,3 @@ def test_forward_cases_match_the_interpreter(group):
     bad = compare(cases, got, want)
     assert not bad, f"{len(bad)} of {len(cases)} cases differ on numba_cpu:\n" + "\n".join(bad)
 
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=r))
-                                  for n, r in NUMBA_KNOWN_BUGS.items()])
-def test_known_numba_failures(name):
-    cases = [cases_module.CASES_BY_NAME[name]]
-    got, _ = run_forward(cases, "numba_cpu")
-    want, _ = run_forward(cases, "interpreter")
-    assert not compare(cases, got, want)

@@ -159,9 +159,6 @@ def test_step_lr_scheduler_does_not_recompile():
     assert_params_equal(cnet, enet)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "graphc: Optimizer.trace_signature keys every numeric hyper-parameter on (value != 0), lr included, so a "
-    "warm-up schedule that starts at lr=0 (LambdaLR(lambda e: e / warmup)) recompiles the step once it leaves 0"))
 def test_warmup_from_lr_zero_does_not_recompile():
     (enet, eopt, estep), (cnet, copt, cstep) = setup()
     compiled = graphc.compile(cstep, backend=BACKEND)

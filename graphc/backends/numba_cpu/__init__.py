@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 
 import numpy as np
 
@@ -55,6 +56,16 @@ def _dump(name, ext, text):
         from ..codegen.loader import _write_atomically
         os.makedirs(settings.dump, exist_ok=True)
         _write_atomically(os.path.join(settings.dump, f"{name}.{ext}"), text)
+
+
+def _recompiled(dispatcher, kind):
+    """LLVM IR or assembly of a dispatcher that was loaded from numba's cache (which keeps neither)."""
+    from numba import njit
+    options = {k: v for k, v in dispatcher.targetoptions.items() if k not in ("cache", "nopython")}
+    fresh = njit(**options)(dispatcher.py_func)
+    for sig in dispatcher.signatures:
+        fresh.compile(sig)
+    return fresh.inspect_llvm() if kind == "llvm" else fresh.inspect_asm()
 
 
 def _static(array):
@@ -202,8 +213,12 @@ class Runner:
                 disp = getattr(self.module, name, None)
                 if disp is None or not hasattr(disp, "signatures") or not disp.signatures:
                     continue
-                inspect = disp.inspect_llvm if kind == "llvm" else disp.inspect_asm
-                for sig, text in inspect().items():
+                with warnings.catch_warnings():   # numba warns that code loaded from its cache has no IR
+                    warnings.simplefilter("ignore")
+                    texts = (disp.inspect_llvm if kind == "llvm" else disp.inspect_asm)()
+                if not any("define " in t or "\t.text" in t or ".section" in t for t in texts.values()):
+                    texts = _recompiled(disp, kind)   # loaded from the disk cache: no IR kept, compile again
+                for sig, text in texts.items():
                     parts.append(f"; ---- {name}{sig} ----\n{text}")
             return "\n".join(parts)
         raise BackendError("source", f"unknown source kind {kind!r}", hint="python, fused, plan, llvm or asm")

@@ -151,7 +151,7 @@ class ModuleEmitter:
         # error_model="numpy" here too: kernels are inlined into the driver and compiled with ITS flags,
         # so under Python's error model x / 0 would raise ZeroDivisionError instead of giving inf/nan.
         if all(kind == "njit" for kind, _ in self.steps):
-            out.line('@njit(cache=True, error_model="numpy")')
+            out.line('@njit(cache=True, error_model="numpy", fastmath=FAST)')
             out.line(f"def driver({', '.join(args)}):")
             with out.indent():
                 out.line(doc)
@@ -174,7 +174,7 @@ class ModuleEmitter:
                     if name not in used:
                         used.append(name)
             runs.append((f"segment_{n}", used, lines))
-            out.line('@njit(cache=True, error_model="numpy")')
+            out.line('@njit(cache=True, error_model="numpy", fastmath=FAST)')
             out.line(f"def segment_{n}({', '.join(used)}):")
             with out.indent():
                 for line in lines:

@@ -1,0 +1,1078 @@
+"""Reliability tools: `verify` runs a function eagerly and compiled from the same state and names the first
+IR node whose value diverges; `detect_anomaly` names the op that first produced a NaN or an inf.
+
+    report = graphc.verify(step, x, y)        # compiled (numba_cpu) vs eager, same starting state
+    print(report)                             # "OK ... max abs error 2e-07" or the first diverging IR node
+    with graphc.detect_anomaly():             # also graphc.autograd.detect_anomaly(), as in PyTorch
+        loss = step(x, y)                     # AnomalyError: log: produced NaN ... at train.py:12
+
+Both leave the fast paths alone: eager mode pays one flag test per op (`_context.anomaly`), and a
+compiled call a flag test and a thread-local read, until a `detect_anomaly` block (or `verify`) needs more.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+
+import numpy as np
+
+from . import _context
+from .errors import GraphcError, format_location, user_frame
+
+__all__ = ["verify", "VerifyReport", "Check", "Divergence", "detect_anomaly", "set_detect_anomaly",
+           "is_anomaly_enabled", "AnomalyError"]
+
+
+# ==============================================================================================
+# Snapshots of everything a function touches
+# ==============================================================================================
+
+def _copy(a):
+    return None if a is None else np.array(a, copy=True)
+
+
+def _probe(fn, args, kwargs):
+    """Trace fn once and throw the graph away: learn which tensors, grads and optimizers it touches.
+
+    The trace is aborted, so every lifted tensor, .grad and optimizer state is as before (optimizer
+    state the trace created eagerly, e.g. a fresh momentum buffer, is dropped again).
+    """
+    from .frontend.compile import _flat_tensor_args, _replace_tensors
+    from .frontend.trace import Tracer
+
+    class Probe(Tracer):
+        def __init__(self):
+            super().__init__("verify_probe")
+            self.opt_before = {}
+
+        def note_optimizer(self, optimizer):
+            if id(optimizer) not in self.opt_before:
+                self.opt_before[id(optimizer)] = (optimizer, _OptimizerState(optimizer))
+            super().note_optimizer(optimizer)
+
+    probe = Probe()
+    flat = _flat_tensor_args(args, kwargs)
+    proxies = {id(t): probe.data_input(t, f"arg{i}") for i, t in enumerate(flat)}
+    try:
+        with probe:
+            fn(*_replace_tensors(args, proxies), **_replace_tensors(kwargs, proxies))
+    finally:
+        probe.abort()
+        for _, saved in probe.opt_before.values():
+            saved.restore()
+    return probe
+
+
+class _OptimizerState:
+    """An optimizer's state dicts and param groups (structure and tensor contents)."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.state = [(p, dict(s)) for p, s in opt.state.items()]
+        self.groups = [dict(g) for g in opt.param_groups]
+        self.arrays = [(v, v._value, _copy(v._value)) for _, s in self.state for v in s.values()
+                       if _is_eager_tensor(v)]
+
+    def restore(self):
+        self.opt.state.clear()
+        for p, s in self.state:
+            self.opt.state[p] = dict(s)
+        for g, saved in zip(self.opt.param_groups, self.groups):
+            g.clear()
+            g.update(saved)
+        for t, arr, saved in self.arrays:
+            _put(t, arr, saved)
+
+
+def _is_eager_tensor(v):
+    from .tensor import Tensor
+    return isinstance(v, Tensor) and isinstance(v._value, np.ndarray)
+
+
+def _put(t, arr, saved):
+    """Make tensor t hold `saved` again, in its original array when that array is writable."""
+    if arr.flags.writeable:
+        np.copyto(arr, saved)
+    t._value = arr
+
+
+class _Snapshot:
+    """The state of every tensor, .grad and optimizer a function touches; restore() puts it all back."""
+
+    def __init__(self, probe, flat_args):
+        from .random import default_generator
+        seen = set()
+        self.tensors = []
+        for t in [e.tensor for e in probe.lifted.values()] + list(flat_args):
+            if id(t) not in seen and isinstance(t._value, np.ndarray):
+                seen.add(id(t))
+                self.tensors.append((t, t._value, _copy(t._value)))
+        holders = list(probe.grad_slots.values()) + list(probe.grads_read_first.values())
+        for opt, _ in probe.opt_before.values():
+            holders.extend(p for g in opt.param_groups for p in g["params"])
+        self.grads = []
+        seen = set()
+        for t in holders:
+            if id(t) not in seen:
+                seen.add(id(t))
+                g = t._grad
+                self.grads.append((t, g, None if g is None else g._value, None if g is None else _copy(g._value)))
+        self.optimizers = [_OptimizerState(opt) for opt, _ in probe.opt_before.values()]
+        self.rng = default_generator
+        self.rng_state = default_generator.np.bit_generator.state
+
+    def restore(self):
+        for t, arr, saved in self.tensors:
+            _put(t, arr, saved)
+        for t, g, arr, saved in self.grads:
+            t._grad = g
+            if g is not None:
+                _put(g, arr, saved)
+        for opt in self.optimizers:
+            opt.restore()
+        self.rng.np.bit_generator.state = self.rng_state
+
+
+class _Names:
+    """Readable names for the state a compiled trace touched: 'fc1.weight', 'fc1.weight.grad', 'rng.offset'."""
+
+    def __init__(self, record, snapshot):
+        self.record = record
+        self.by_id = {id(e.tensor): e.value.name for e in record.lifted}
+        opt_ids = {id(v) for opt in record.optimizers for s in opt.state.values() for v in s.values()}
+        for saved in snapshot.optimizers:
+            opt_ids |= {id(v) for _, s in saved.state for v in s.values()}
+        # Optimizer state is compared by (parameter, key): the eager run makes new tensors for it.
+        self.tensors = [(self.by_id[id(t)], t) for t, _, _ in snapshot.tensors
+                        if id(t) in self.by_id and id(t) not in opt_ids]
+        self.grad_params = [t for t, _, _, _ in snapshot.grads]
+        self.optimizers = record.optimizers or [s.opt for s in snapshot.optimizers]
+
+    def name(self, t, fallback="tensor"):
+        return self.by_id.get(id(t), fallback)
+
+    def capture(self):
+        """{name: array copy (or a Python value / None)} of all tracked state, now."""
+        out = {}
+        for name, t in self.tensors:
+            out[name] = _copy(t._value)
+        for i, p in enumerate(self.grad_params):
+            g = p._grad
+            out[self.name(p, f"param{i}") + ".grad"] = None if g is None else _copy(g._value)
+        for j, opt in enumerate(self.optimizers):
+            for i, (p, s) in enumerate(opt.state.items()):
+                base = self.name(p, f"opt{j}.param{i}")
+                for k, v in s.items():
+                    out[f"{base}.{k}"] = _copy(v._value) if _is_eager_tensor(v) else v
+        return out
+
+    def graph_slots(self):
+        """Names of the final graph's outputs and updates, as the compiled run wrote them back.
+
+        Call right after the compiled run: an escaping tensor (a new .grad, new optimizer state) is
+        found by identity where the run put it.
+        """
+        rec = self.record
+        holder = {}
+        for i, p in enumerate(self.grad_params):
+            if p._grad is not None:
+                holder[id(p._grad)] = self.name(p, f"param{i}") + ".grad"
+        for j, opt in enumerate(self.optimizers):
+            for i, (p, s) in enumerate(opt.state.items()):
+                for k, v in s.items():
+                    holder.setdefault(id(v), f"{self.name(p, f'opt{j}.param{i}')}.{k}")
+        outputs = [None] * len(rec.graph.outputs)
+        for k, i in enumerate(rec.returns):
+            if i is not None:
+                outputs[i] = ("result", k)
+        for t, i in zip(rec.escapes, rec.escape_outputs):
+            outputs[i] = ("state", holder.get(id(t)))
+        updates = [("state", holder.get(id(t)) or self.name(t)) for t in rec.updates]
+        return outputs, updates
+
+
+def _flat_results(result):
+    from .frontend.trace import flatten_result
+    from .tensor import Tensor
+    flat, _ = flatten_result(result)
+    return [_copy(x._value) if isinstance(x, Tensor) else x for x in flat]
+
+
+def _entry_inputs(entry, flat_args):
+    """Copies of the arrays a compiled Entry feeds its graph, in graph-input order (as Entry.__call__ does)."""
+    inputs = []
+    for kind, src in entry.input_getters:
+        if kind == "arg":
+            inputs.append(_copy(flat_args[src]._value))
+        elif kind == "tensor":
+            inputs.append(_copy(src._value))
+        else:
+            inputs.append(np.asarray(src[0][src[1]], dtype=np.float32))
+    return inputs
+
+
+# ==============================================================================================
+# Comparing values
+# ==============================================================================================
+
+def _errors(got, want):
+    """(max abs error, max rel error, NaN/inf pattern differs) of two arrays of one shape."""
+    got = np.asarray(got)
+    want = np.asarray(want)
+    if got.dtype.kind not in "fc" and want.dtype.kind not in "fc":
+        diff = got != want
+        n = int(np.count_nonzero(diff))
+        return (float(n > 0), float(n > 0), False)
+    g = got.astype(np.float64)
+    w = want.astype(np.float64)
+    fin_g, fin_w = np.isfinite(g), np.isfinite(w)
+    pattern = bool(np.any(fin_g != fin_w) or np.any((~fin_w) & (~np.isnan(w)) & (g != w)))
+    both = fin_g & fin_w
+    if not both.any():
+        return 0.0, 0.0, pattern
+    d = np.abs(g[both] - w[both])
+    scale = np.abs(w[both])
+    rel = d[scale > 0] / scale[scale > 0]
+    return float(d.max()), float(rel.max()) if rel.size else 0.0, pattern
+
+
+def _close(got, want, rtol, atol):
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        return False
+    if got.dtype.kind not in "fc" and want.dtype.kind not in "fc":
+        return bool(np.array_equal(got, want))
+    return bool(np.allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True))
+
+
+class Check:
+    """One compared value: a returned result or a piece of state after the call."""
+
+    def __init__(self, name, kind, ok, max_abs=0.0, max_rel=0.0, note=""):
+        self.name, self.kind, self.ok = name, kind, ok
+        self.max_abs, self.max_rel, self.note = max_abs, max_rel, note
+
+    def __repr__(self):
+        return f"<Check {self.name} {'ok' if self.ok else 'DIFFERS'} abs={self.max_abs:.3g} rel={self.max_rel:.3g}>"
+
+
+def _compare(name, kind, got, want, rtol, atol):
+    if isinstance(want, np.ndarray) or isinstance(got, np.ndarray):
+        if got is None or want is None:
+            return Check(name, kind, False, np.inf, np.inf,
+                         f"{'compiled' if got is None else 'eager'} has no value")
+        got, want = np.asarray(got), np.asarray(want)
+        if got.shape != want.shape:
+            return Check(name, kind, False, np.inf, np.inf, f"shapes differ: compiled {list(got.shape)}, "
+                                                            f"eager {list(want.shape)}")
+        abs_err, rel_err, pattern = _errors(got, want)
+        ok = _close(got, want, rtol, atol)
+        note = "NaN/inf in different places" if pattern else ""
+        return Check(name, kind, ok, abs_err if not pattern else np.inf, rel_err if not pattern else np.inf, note)
+    same = (got == want) or (got != got and want != want)
+    return Check(name, kind, bool(same), 0.0 if same else np.inf, 0.0 if same else np.inf,
+                 "" if same else f"compiled {got!r}, eager {want!r}")
+
+
+# ==============================================================================================
+# Node by node: the reference values and the backend's
+# ==============================================================================================
+
+def _reference_values(graph, inputs, float64=False):
+    """{id(value): array}: every node evaluated with the op table's numpy impl, exactly as eager mode does.
+
+    float64=True evaluates float values in double precision instead: how far that moves a value shows how
+    sensitive it is to rounding.
+    """
+    from .ops.registry import OPS
+    if float64:
+        inputs = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in inputs]
+    env = {id(v): a for v, a in zip(graph.inputs, inputs)}
+    with np.errstate(all="ignore"):
+        for node in graph.nodes:
+            out = np.asarray(OPS[node.op].impl(*[env[id(v)] for v in node.inputs], **node.attrs))
+            if out.dtype != node.out.dtype and not (float64 and out.dtype.kind == node.out.dtype.kind == "f"):
+                out = out.astype(node.out.dtype)
+            env[id(node.out)] = out
+    return env
+
+
+def _all_values_graph(graph):
+    """The same nodes with every node's value as an output, so a backend hands back all of them."""
+    from .ir import Graph
+    g = Graph(graph.name)
+    g.inputs, g.nodes = graph.inputs, graph.nodes
+    g.outputs, g.updates = [n.out for n in graph.nodes], []
+    return g
+
+
+def _interpreter_values(graph, inputs):
+    from .backends import interpreter
+    with np.errstate(all="ignore"):
+        outs, _ = interpreter.interpret(_all_values_graph(graph), [_copy(a) for a in inputs])
+    env = {id(v): a for v, a in zip(graph.inputs, inputs)}
+    env.update({id(n.out): np.asarray(a) for n, a in zip(graph.nodes, outs)})
+    return env
+
+
+class _NumbaProbe:
+    """A numba_cpu build of the graph in which every kernel output keeps its own buffer after the call.
+
+    `fused=False` makes every node its own kernel, so every node's value is at a kernel boundary.
+    Memory reuse and in-place updates are switched off (a later kernel would overwrite the values).
+    """
+
+    def __init__(self, graph, fused, cache_dir=None):
+        from .backends.numba_cpu import Runner, _inline_ok
+        from .backends.numba_cpu.emit import ModuleEmitter
+        from .config import settings
+        from .passes import fusion
+        from .passes.memplan import plan_memory
+        if fused:
+            fg = fusion.fuse(graph)
+        else:
+            kernels = [fusion.Kernel("elementwise" if fusion.is_loop_op(n) else fusion._kind_of(n), [n])
+                       for n in graph.nodes]
+            fusion._finish(graph, kernels)
+            fg = fusion.FusedGraph(graph, kernels)
+        plan = plan_memory(fg, _inline_ok)
+        pools = []
+        for k in fg.kernels:
+            for v in k.outputs:
+                home = plan.home.get(id(v))
+                if id(v) in plan.in_place or (home is not None and home[0] == "buffer"):
+                    plan.home[id(v)] = ("buffer", len(pools), 0)
+                    pools.append((np.dtype(v.dtype), max(v.size, 1)))
+        plan.pools, plan.in_place = pools, {}
+        emitter = ModuleEmitter(fg, plan, graph.name)
+        source = emitter.emit()
+        self.fused = fg
+        self.kernel_of = {id(n.out): k for k in fg.kernels for n in k.nodes}
+        self.runner = Runner(graph, fg, plan, emitter, source, cache_dir or settings.cache_dir, {})
+
+    def values(self, graph, inputs):
+        # copies (the run must not touch the caller's arrays); np.ascontiguousarray would make 0-d arrays 1-d
+        inputs = [np.array(a, copy=True, order="C") for a in inputs]
+        with np.errstate(all="ignore"):
+            self.runner(inputs)
+        env = {id(v): a for v, a in zip(graph.inputs, inputs)}
+        for node in graph.nodes:
+            try:
+                env[id(node.out)] = _copy(self.runner._getter(node.out)(inputs))
+            except GraphcError:
+                pass    # inside a fused kernel: never materialised
+        return env
+
+
+def _first_divergence(graph, ref, got, rtol, atol, names):
+    """The first node (graph order) whose backend value differs from the reference value, or None."""
+    for i, node in enumerate(graph.nodes):
+        key = id(node.out)
+        if key not in got:
+            continue
+        if _close(got[key], ref[key], rtol, atol):
+            continue
+        abs_err, rel_err, pattern = _errors(got[key], ref[key])
+        local = None
+        if all(id(v) in got for v in node.inputs):
+            own = _reference_values(_single_node_graph(node), [got[id(v)] for v in node.inputs])[key]
+            local = _errors(got[key], own)[:2] + (_close(got[key], own, rtol, atol),)
+        inputs_ok = all(id(v) not in got or _close(got[id(v)], ref[id(v)], rtol, atol) for v in node.inputs)
+        return Divergence(graph, i, node, names, abs_err if not pattern else np.inf,
+                          rel_err if not pattern else np.inf, local=local, inputs_ok=inputs_ok)
+    return None
+
+
+def _single_node_graph(node):
+    from .ir import Graph
+    g = Graph("node")
+    g.inputs = list(node.inputs)
+    g.nodes = [node]
+    g.outputs = [node.out]
+    return g
+
+
+class Divergence:
+    """Where the compiled run first parts from eager mode.
+
+    `where` is "backend" (node/index/ir_line/loc name the first IR node whose compiled value differs from
+    the op table's), "graph" (a pass changed the result: see note), "memory plan", "stale graph" (a later
+    call reused a graph whose guards missed a change) or "rounding" (float32 noise in an ill-conditioned
+    value, not a bug).
+    """
+
+    def __init__(self, graph, index, node, names, max_abs, max_rel, *, local=None, inputs_ok=True,
+                 kernel=None, note="", where="backend"):
+        self.graph, self.index, self.node = graph, index, node
+        self.max_abs, self.max_rel = max_abs, max_rel
+        self.local = local             # (abs, rel, ok) of the node recomputed from the backend's own inputs
+        self.inputs_ok = inputs_ok
+        self.kernel = kernel
+        self.note = note
+        self.where = where
+        self.ir_line = _ir_line(node, names) if node is not None else ""
+        self.loc = node.loc if node is not None else None
+
+    @property
+    def op(self):
+        return self.node.op if self.node is not None else None
+
+    @property
+    def source_line(self):
+        """'model.py:12   y = x.exp()' (the user's line that made the node), or ''."""
+        return format_location(self.loc)[3:] if self.loc else ""
+
+    def __str__(self):
+        lines = []
+        if self.node is not None:
+            lines.append(f"  {self.ir_line}")
+            if self.loc:
+                lines.append(f"  at {self.source_line}")
+            lines.append(f"  max abs error {self.max_abs:.3g}, max rel error {self.max_rel:.3g}")
+            if self.local is not None:
+                abs_l, rel_l, ok_l = self.local
+                if not ok_l:
+                    lines.append(f"  recomputed from the backend's own inputs the node still differs "
+                                 f"(max abs {abs_l:.3g}): this node's code is wrong")
+                else:
+                    lines.append("  recomputed from the backend's own inputs the node agrees: the difference is "
+                                 "inherited from (or amplified from) its inputs")
+        if self.kernel is not None:
+            lines.append(f"  kernel: {self.kernel}")
+        if self.note:
+            lines.append(f"  {self.note}")
+        return "\n".join(lines)
+
+
+def _ir_line(node, names):
+    from .ir.printer import format_attr
+    args = ", ".join(names.get(id(v), "%?") for v in node.inputs)
+    attrs = ", ".join(f"{k}={format_attr(node.attrs[k])}" for k in sorted(node.attrs))
+    text = f"{names.get(id(node.out), '%?')}: {node.out.type_str()} = {node.op}" + (f" {args}" if args else "")
+    if attrs:
+        text += " {" + (attrs if len(attrs) < 120 else attrs[:117] + "...") + "}"
+    if node.loc:
+        text = f"{text}   # {os.path.basename(node.loc[0])}:{node.loc[1]}"
+    return text
+
+
+def _value_names(graph):
+    names = {id(v): "%" + str(v.name) for v in graph.inputs}
+    for i, node in enumerate(graph.nodes):
+        names[id(node.out)] = f"%{i}"
+    return names
+
+
+# ==============================================================================================
+# verify
+# ==============================================================================================
+
+class VerifyReport:
+    """What graphc.verify found.  `ok`, `checks`, `max_abs`, `max_rel`, and on a mismatch `divergence`.
+
+    report.node / report.ir_line / report.source_line name the first diverging IR node (None when all agree).
+    """
+
+    def __init__(self, name, backend, rtol, atol, checks, divergence=None, graph=None, notes=(), step=0, steps=1):
+        self.name, self.backend, self.rtol, self.atol = name, backend, rtol, atol
+        self.step, self.steps = step, steps     # the call this report describes (0-based), of how many
+        self.checks = checks
+        self.divergence = divergence
+        self.graph = graph
+        self.notes = list(notes)
+
+    @property
+    def ok(self):
+        return all(c.ok for c in self.checks)
+
+    @property
+    def mismatches(self):
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def max_abs(self):
+        return max((c.max_abs for c in self.checks), default=0.0)
+
+    @property
+    def max_rel(self):
+        return max((c.max_rel for c in self.checks), default=0.0)
+
+    @property
+    def node(self):
+        return self.divergence.node if self.divergence else None
+
+    @property
+    def ir_line(self):
+        return self.divergence.ir_line if self.divergence else None
+
+    @property
+    def source_line(self):
+        return self.divergence.source_line if self.divergence else None
+
+    def __bool__(self):
+        return self.ok
+
+    def __str__(self):
+        head = f"graphc.verify({self.name}) on {self.backend}"
+        tol = f"rtol={self.rtol:g}, atol={self.atol:g}"
+        calls = f" in each of {self.steps} calls" if self.steps > 1 else ""
+        if self.ok:
+            return (f"{head}: OK, compiled matches eager{calls}: {len(self.checks)} values (results and updated "
+                    f"state), max abs error {self.max_abs:.3g}, max rel error {self.max_rel:.3g} ({tol})")
+        at_call = f" after call {self.step + 1} of {self.steps}" if self.steps > 1 else ""
+        lines = [f"{head}: MISMATCH{at_call}, {len(self.mismatches)} of {len(self.checks)} values differ ({tol})"]
+        width = max(len(c.name) for c in self.checks)
+        for c in self.checks:
+            flag = "ok" if c.ok else "DIFFERS"
+            lines.append(f"  {c.name:<{width}}  max abs {c.max_abs:9.3g}  max rel {c.max_rel:9.3g}  {flag}"
+                         + (f"  ({c.note})" if c.note else ""))
+        d = self.divergence
+        if d is not None:
+            if d.where == "backend":
+                lines.append(f"first diverging IR node ({self.backend} vs the op table's numpy impls, node by node):")
+            elif d.where == "graph":
+                lines.append("the graph itself computes something else than eager mode:")
+            elif d.where == "rounding":
+                lines.append("the difference looks like float32 rounding, not a bug:")
+            elif d.where == "stale graph":
+                lines.append("a compiled graph was reused where it no longer fits:")
+            else:
+                lines.append(f"where it diverges ({d.where}):")
+            lines.append(str(d))
+        lines.extend("note: " + n for n in self.notes)
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def verify(fn, *args, backend="numba_cpu", rtol=1e-5, atol=1e-6, steps=1, **kwargs):
+    """Run fn compiled and eagerly from the same state; compare results and updated state.
+
+        report = graphc.verify(step, x, y); print(report); assert report.ok
+        graphc.verify(step, x, y, steps=3)      # three calls each way: also catches a stale graph reused
+
+    Every tensor fn touches (parameters, buffers, .grad, optimizer state, the RNG offset) is put back to
+    its starting state before the eager run and again at the end, so verify leaves the program's tensors
+    as it found them (plain Python attributes fn changes are not tracked).  On a mismatch the report says
+    where the runs part (see Divergence): the first IR node whose compiled value differs from the op
+    table's, the pass that changed the graph's result, the memory plan, a stale graph reused by a later
+    call, or float32 rounding of an ill-conditioned value.
+    """
+    from .frontend.compile import CompiledFunction, _flat_tensor_args
+    from .frontend.compile import compile as graphc_compile
+    if isinstance(fn, CompiledFunction):
+        fn = fn.fn
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    flat_args = _flat_tensor_args(args, kwargs)
+    probe = _probe(fn, args, kwargs)
+    start = _Snapshot(probe, flat_args)
+    got, want = [], []     # per step: (results, state); compiled runs also keep (entry, inputs, slots)
+    try:
+        compiled = graphc_compile(fn, backend=backend)
+        names = None
+        with _watch_compiled_calls() as calls:
+            for _ in range(steps):
+                seen = len(calls)
+                results = _flat_results(compiled(*args, **kwargs))
+                if len(calls) == seen:
+                    break       # the compiled function fell back to eager mode (recompile limit)
+                entry, inputs = calls[-1]
+                names = names or _Names(entry.record, start)
+                got.append((results, names.capture(), entry, inputs, names.graph_slots()))
+        start.restore()
+        for _ in range(len(got)):
+            want.append((_flat_results(fn(*args, **kwargs)), names.capture()))
+    finally:
+        start.restore()
+    if not got:
+        raise GraphcError("verify", f"{name} did not run compiled", hint="see the warning about recompiles")
+
+    worst = None
+    for step, ((g_res, g_state, entry, inputs, slots), (w_res, w_state)) in enumerate(zip(got, want)):
+        report = VerifyReport(name, backend, rtol, atol, _checks(g_res, g_state, w_res, w_state, rtol, atol),
+                              graph=entry.graph, step=step, steps=len(got))
+        if worst is None or report.max_rel > worst.max_rel:
+            worst = report      # all calls agree so far: the report shows the call with the largest error
+        if not report.ok:
+            if step == 0:
+                _localize(report, entry, inputs, (w_res, w_state), (g_res, g_state), slots, rtol, atol)
+            else:
+                traced_at = next((i for i, run in enumerate(got[:step]) if run[2] is entry), None)
+                _diagnose_later_call(report, fn, args, kwargs, start, entry, traced_at)
+            return report
+    return worst
+
+
+def _checks(got, got_state, want, want_state, rtol, atol):
+    checks = [_compare(f"result[{i}]" if len(want) > 1 else "result", "result", g, w, rtol, atol)
+              for i, (g, w) in enumerate(zip(got, want))]
+    if len(got) != len(want):
+        checks.append(Check("results", "result", False, np.inf, np.inf, f"{len(got)} compiled vs {len(want)} eager"))
+    for key in sorted(set(got_state) | set(want_state)):
+        checks.append(_compare(key, "state", got_state.get(key), want_state.get(key), rtol, atol))
+    return checks
+
+
+def _diagnose_later_call(report, fn, args, kwargs, start, entry, traced_at):
+    """Call k > 1 differs. Compile afresh from eager mode's state before call k and verify that one call:
+    a wrong single call is reported as such; if it is right, either call k reused a stale graph (the fresh
+    trace differs from the reused one) or calls 1..k-1 left states that differ within tolerance and call k
+    amplifies that (rounding)."""
+    from .ir.printer import print_graph
+    step, label = report.step, f"call {report.step + 1}"
+    try:
+        for _ in range(step):
+            fn(*args, **kwargs)
+        fresh = verify(fn, *args, backend=report.backend, rtol=report.rtol, atol=report.atol, **kwargs)
+    except GraphcError as exc:
+        fresh, failure = None, f"{exc.op}: {exc.message}"
+    finally:
+        start.restore()
+    stale = traced_at is not None and (fresh is None or print_graph(fresh.graph, show_loc=False)
+                                       != print_graph(entry.graph, show_loc=False))
+    if stale:
+        how = (f"tracing it afresh there fails ({failure})" if fresh is None else
+               "a fresh trace from eager mode's state before it is a different graph" +
+               (", which matches eager mode" if fresh.ok else ""))
+        report.divergence = Divergence(entry.graph, None, None, {}, np.inf, np.inf, where="stale graph",
+                                       note=f"{label} reused the graph traced at call {traced_at + 1}, but {how}: "
+                                            f"the guards missed a change the trace depended on (see "
+                                            f"graphc/frontend/compile.py _state_signature)")
+        if fresh is not None and not fresh.ok:
+            report.notes.append(f"the fresh graph is wrong too:\n{fresh}")
+    elif fresh is not None and not fresh.ok:
+        report.divergence = fresh.divergence
+        report.notes.extend(fresh.notes)
+        report.notes.append(f"{label} diagnosed by compiling afresh from eager mode's state before it")
+    else:
+        report.divergence = Divergence(entry.graph, None, None, {}, np.inf, np.inf, where="rounding",
+                                       note=f"from eager mode's state before {label}, one compiled call matches "
+                                            f"eager mode; the runs drifted apart within tolerance in the calls "
+                                            f"before, and {label} amplifies that drift (an ill-conditioned step, "
+                                            f"e.g. Adam on a gradient that is mostly rounding noise)")
+
+
+def _expected_slots(slots, want, want_state):
+    """Eager's values for each graph output and update (None where eager has no counterpart)."""
+    def value(slot):
+        if slot is None:
+            return None
+        kind, key = slot
+        if kind == "result":
+            return want[key] if key < len(want) else None
+        return want_state.get(key)
+    outputs, updates = slots
+    return [value(s) for s in outputs], [value(s) for s in updates]
+
+
+def _localize(report, entry, inputs, eager, compiled, slots, rtol, atol):
+    """Fill report.divergence: rounding noise, a wrong graph (which pass), or the first wrong backend node."""
+    graph = entry.graph
+    names = _value_names(graph)
+    exp_out, exp_upd = _expected_slots(slots, *eager)
+    try:
+        ref = _reference_values(graph, inputs)
+    except Exception as exc:   # the op table cannot evaluate the graph: say so and stop
+        report.notes.append(f"the reference evaluation of the final graph failed: {type(exc).__name__}: {exc}")
+        return
+    bad = _graph_mismatch(graph, ref, exp_out, exp_upd, rtol, atol)
+    if bad is None:
+        # The graph is right; the backend's results differ. Rounding, or a wrong node?
+        got_out, got_upd = _expected_slots(slots, *compiled)
+        env = {id(v): g for v, g in zip(graph.outputs, got_out) if isinstance(g, np.ndarray)}
+        env.update({id(new): g for (_, new), g in zip(graph.updates, got_upd) if isinstance(g, np.ndarray)})
+        wrong = _graph_mismatch(graph, env, exp_out, exp_upd, rtol, atol)
+        note = wrong and _rounding_note(graph, inputs, wrong[1], ref[id(wrong[1])], _errors(env[id(wrong[1])],
+                                                                                              wrong[2])[0])
+    else:
+        note = _rounding_note(graph, inputs, bad[1], ref[id(bad[1])], _errors(ref[id(bad[1])], bad[2])[0])
+    if note:
+        label = (bad or wrong)[0]
+        report.divergence = Divergence(graph, None, None, names, np.inf, np.inf, where="rounding",
+                                       note=f"{label}: {note}")
+        return
+    if bad is not None:
+        # The graph computes something else than eager: find the pass that changed the result.
+        report.divergence = _blame_pass(entry, inputs, exp_out, exp_upd, rtol, atol, bad[0])
+        return
+    try:
+        if report.backend == "interpreter":
+            got = _interpreter_values(graph, inputs)
+            report.divergence = _first_divergence(graph, ref, got, rtol, atol, names)
+        elif report.backend == "numba_cpu":
+            report.divergence = _localize_numba(report, graph, ref, inputs, names, rtol, atol)
+        else:
+            report.notes.append(f"node-by-node localisation is implemented for the interpreter and numba_cpu "
+                                f"backends, not {report.backend!r}")
+            return
+    except Exception as exc:
+        report.notes.append(f"could not run the backend node by node: {type(exc).__name__}: {exc}")
+        return
+    if report.divergence is None:
+        report.notes.append("every node's value agrees with the reference when the graph is run on the starting "
+                            "inputs: the difference comes from how results are written back to the program's "
+                            "tensors (graphc/frontend/compile.py Entry._write_back) or from nondeterminism")
+
+
+def _graph_mismatch(graph, ref, exp_out, exp_upd, rtol, atol):
+    """(label, graph value, eager's array) of the first output/update whose reference value differs, or None."""
+    for i, (v, w) in enumerate(zip(graph.outputs, exp_out)):
+        if w is not None and isinstance(w, np.ndarray) and not _close(ref[id(v)], w, rtol, atol):
+            return f"output {i}", v, w
+    for j, ((target, new), w) in enumerate(zip(graph.updates, exp_upd)):
+        if w is not None and isinstance(w, np.ndarray) and not _close(ref[id(new)], w, rtol, atol):
+            return f"update of %{target.name}", new, w
+    return None
+
+
+def _rounding_note(graph, inputs, value, got, difference):
+    """A note when float32 rounding alone moves `value` (evaluated: `got`) about as far as compiled and eager
+    differ (`difference`, max abs)."""
+    try:
+        exact = _reference_values(graph, inputs, float64=True)[id(value)]
+    except Exception:   # an op's impl that insists on float32: no verdict
+        return None
+    if np.shape(exact) != np.shape(got) or np.asarray(got).dtype.kind != "f":
+        return None
+    rounding, _, _ = _errors(got, exact)
+    if not difference or not np.isfinite(difference) or rounding < 0.1 * difference:
+        return None
+    return (f"evaluated in float64 this value moves by {rounding:.3g}, comparable to the {difference:.3g} between "
+            f"compiled and eager: it is sensitive to rounding (ill-conditioned, e.g. Adam's update of a parameter "
+            f"whose gradient is ~0), so the difference is float32 noise rather than a wrong graph")
+
+
+def _blame_pass(entry, inputs, exp_out, exp_upd, rtol, atol, bad):
+    """The first pipeline stage whose graph, evaluated with the op table, disagrees with eager mode."""
+    from .ir.parser import parse_graph
+    culprit, previous = None, None
+    for stage, text in entry.stages.items():
+        if stage in ("trace", "final"):
+            continue
+        try:
+            g = parse_graph(text)
+            env = _reference_values(g, inputs)
+        except Exception:
+            previous = stage
+            continue
+        if _graph_mismatch(g, env, exp_out, exp_upd, rtol, atol) is not None:
+            culprit = stage
+            break
+        previous = stage
+    if culprit is None:
+        what = "every stage that could be re-read matches eager mode, so the final graph's own evaluation differs"
+    elif previous is None:
+        what = f"the graph is already wrong after '{culprit}' (the traced graph plus autodiff)"
+    else:
+        what = f"pass '{culprit}' changed the result (the graph after '{previous}' still matches eager)"
+    return Divergence(entry.graph, None, None, {}, np.inf, np.inf, where="graph",
+                      note=f"evaluated with the op table, {bad} differs from eager mode: {what}. "
+                           f"Compare compiled.ir('{culprit or 'final'}') with the stage before it.")
+
+
+def _localize_numba(report, graph, ref, inputs, names, rtol, atol):
+    # 1. every node its own kernel: names the op whose generated code is wrong.
+    try:
+        unfused = _NumbaProbe(graph, fused=False)
+        d = _first_divergence(graph, ref, unfused.values(graph, inputs), rtol, atol, names)
+        if d is not None:
+            k = unfused.kernel_of.get(id(d.node.out))
+            d.kernel = k.name if k is not None else None
+            return d
+    except Exception as exc:
+        report.notes.append(f"the one-op-per-kernel build failed ({type(exc).__name__}: {exc}); "
+                            "trying the fused kernels")
+    # 2. the real kernels, each output in its own buffer: a fusion/codegen bug shows at a kernel boundary.
+    fused = _NumbaProbe(graph, fused=True)
+    d = _first_divergence(graph, ref, fused.values(graph, inputs), rtol, atol, names)
+    if d is not None:
+        k = fused.kernel_of.get(id(d.node.out))
+        d.kernel = f"{k.name} ({k.kind}: {', '.join(n.op for n in k.nodes)})" if k is not None else None
+        d.note = "each op is right on its own; the value goes wrong where the ops are fused into this kernel"
+        return d
+    # 3. same kernels, right values: the memory plan (buffer reuse, in-place updates) is to blame.
+    return Divergence(graph, None, None, names, np.inf, np.inf, where="memory plan",
+                      note="every kernel computes the right values when each output has a buffer of its own; "
+                           "with the real memory plan the results differ, so two values share storage while both "
+                           "are live (see compiled.source('plan'))")
+
+
+# ==============================================================================================
+# detect_anomaly
+# ==============================================================================================
+
+class AnomalyError(GraphcError, RuntimeError):
+    """An op produced NaN or inf inside graphc.detect_anomaly()."""
+
+
+_HINTS = {
+    "log": "log of zero or of a negative number: clamp the input (x.clamp(min=1e-12)) or use log_softmax / "
+           "cross_entropy, which stay finite",
+    "div": "division by zero (or 0/0): add a small eps to the denominator",
+    "sqrt": "sqrt of a negative number, or its gradient at 0 (inf): add a small eps inside the sqrt",
+    "exp": "exp overflowed (float32 overflows above ~88): subtract the max first (logsumexp / log_softmax), "
+           "or lower the learning rate",
+    "pow_scalar": "a power of zero with a negative exponent, or an overflow: clamp the base",
+    "matmul": "the values overflowed: the inputs are huge (exploding activations or weights); lower the learning "
+              "rate, normalise the inputs, or clip gradients",
+    "conv2d": "the values overflowed: the inputs are huge; lower the learning rate or normalise the inputs",
+    "mul": "inf * 0 gives NaN, and large products overflow: look for an inf reaching this op",
+    "sub": "inf - inf gives NaN: look for an inf reaching this op",
+    "add": "inf + (-inf) gives NaN, and large sums overflow: look for an inf reaching this op",
+    "sum": "the sum overflowed or one of its terms is inf: look for huge values reaching this op",
+}
+_DEFAULT_HINT = "check the values reaching this op; if they grow step by step, lower the learning rate or clip " \
+                "the gradients"
+
+
+def _describe_bad(arr):
+    arr = np.asarray(arr)
+    n_nan = int(np.count_nonzero(np.isnan(arr)))
+    n_inf = int(np.count_nonzero(np.isinf(arr)))
+    kinds = [f"NaN ({n_nan} of {arr.size})"] if n_nan else []
+    if n_inf:
+        kinds.append(f"inf ({n_inf} of {arr.size})")
+    return " and ".join(kinds)
+
+
+def _finite(arr):
+    arr = np.asarray(arr)
+    return arr.dtype.kind not in "fc" or bool(np.isfinite(arr).all())
+
+
+def _type_text(a):
+    from .ir.graph import type_str
+    return type_str(np.shape(a), np.asarray(a).dtype)
+
+
+def _backward_context():
+    """('vjp', forward op, forward output) while eager backward runs a VJP; ('accumulate', None, leaf); or None."""
+    from . import autograd
+    frame = sys._getframe(2)
+    while frame is not None:
+        code = frame.f_code
+        if code is autograd.run_vjp.__code__:
+            return "vjp", frame.f_locals.get("op"), frame.f_locals.get("ans")
+        if code is autograd._accumulate_leaf.__code__:
+            return "accumulate", None, frame.f_locals.get("t")
+        if code is autograd.backward.__code__:
+            return "backward", None, None
+        frame = frame.f_back
+    return None
+
+
+def check_op_result(op, args, attrs, out):
+    """The eager hook (tensor.apply calls it inside detect_anomaly): raise AnomalyError on a NaN/inf result."""
+    value = out._value
+    if out._ctx is not None:
+        out._anomaly_loc = user_frame()   # the forward line, for an error in this op's backward
+    if not _anomaly_state.check_nan or _finite(value):
+        return
+    inputs = ", ".join(_type_text(a._value) + ("" if _finite(a._value) else f" holding {_describe_bad(a._value)}")
+                       for a in args)
+    from_outside = [i for i, a in enumerate(args) if not _finite(a._value)]
+    where = _backward_context()
+    detail = f"inputs: {inputs}" + (f"; attributes: {attrs}" if attrs else "")
+    if from_outside:
+        origin = (f"its input {from_outside[0]} already holds non-finite values, made outside graphc's ops "
+                  f"(the data, or a tensor filled from numpy)")
+    else:
+        origin = "from finite inputs"
+    if where is None:
+        raise AnomalyError(op.name, f"produced {_describe_bad(value)} {origin}", detail=detail,
+                           hint=_HINTS.get(op.name, _DEFAULT_HINT))
+    kind, fwd_op, fwd_out = where
+    fwd_loc = getattr(fwd_out, "_anomaly_loc", None) if fwd_out is not None else None
+    here = format_location(user_frame())
+    if kind == "vjp":
+        fwd_name = getattr(fwd_op, "name", "?")
+        message = (f"the gradient became {_describe_bad(value)} in backward: op '{op.name}' of the VJP of "
+                   f"'{fwd_name}' produced it {origin}")
+        note = f"{detail}; backward called {here}" if here else detail
+        if fwd_loc is None:
+            note += "; the forward line is unknown (run the forward pass inside detect_anomaly too)"
+        raise AnomalyError(f"{fwd_name} backward", message, loc=fwd_loc or (), detail=note,
+                           hint=_HINTS.get(fwd_name, _HINTS.get(op.name, _DEFAULT_HINT)))
+    raise AnomalyError(f"{op.name} (backward)", f"produced {_describe_bad(value)} {origin} while "
+                                               f"accumulating a gradient", detail=detail,
+                       hint=_HINTS.get(op.name, _DEFAULT_HINT))
+
+
+class _AnomalyState:
+    check_nan = True
+
+
+_anomaly_state = _AnomalyState()
+_install_lock = threading.Lock()
+_entry_call = None        # Entry.__call__ as compile.py defines it, once the hook below wraps it
+_watch = threading.local()  # .calls: a list verify() fills with (entry, graph inputs) while it runs
+
+
+def _install_entry_hook():
+    """Wrap compile.Entry.__call__ once, so that a compiled call can be observed before it runs.
+
+    Inside detect_anomaly it checks what the call produced; inside verify it records the graph's
+    inputs before the run writes state back. Outside both it costs a flag test and a thread-local read.
+    """
+    global _entry_call
+    with _install_lock:
+        if _entry_call is not None:
+            return
+        from .frontend.compile import Entry
+        original = Entry.__call__
+
+        def __call__(self, flat_args):
+            calls = getattr(_watch, "calls", None)
+            anomaly = _context.anomaly and _anomaly_state.check_nan
+            if calls is None and not anomaly:
+                return original(self, flat_args)
+            inputs = _entry_inputs(self, flat_args)   # copies: the run writes parameters back
+            if calls is not None:
+                calls.append((self, inputs))
+            result = original(self, flat_args)
+            if anomaly:
+                check_compiled_result(self, inputs, result)
+            return result
+
+        __call__.__doc__ = original.__doc__
+        Entry.__call__ = __call__
+        _entry_call = original
+
+
+@contextlib.contextmanager
+def _watch_compiled_calls():
+    _install_entry_hook()
+    saved = getattr(_watch, "calls", None)
+    _watch.calls = []
+    try:
+        yield _watch.calls
+    finally:
+        _watch.calls = saved
+
+
+def check_compiled_result(entry, inputs, result):
+    """After a compiled call: if a result or updated state holds NaN/inf, replay the graph through the
+    interpreter and raise AnomalyError naming the first node that produced it."""
+    rec = entry.record
+    graph = entry.graph
+    bad = []   # (what, graph value)
+    for k, i in enumerate(rec.returns):
+        if i is not None and result[k] is not None and not _finite(result[k]._value):
+            bad.append((f"result {k}", graph.outputs[i], result[k]._value))
+    for t, (target, new) in zip(rec.updates, graph.updates):
+        if not _finite(t._value):
+            bad.append((f"the update of %{target.name}", new, t._value))
+    for t, i in zip(rec.escapes, rec.escape_outputs):
+        if not _finite(t._value):
+            bad.append(("a new .grad or optimizer state", graph.outputs[i], t._value))
+    if not bad:
+        return
+    what = ", ".join(f"{w} ({_describe_bad(a)})" for w, _, a in bad[:3])
+    names = _value_names(graph)
+    wanted = "nan" if any(np.isnan(np.asarray(a, dtype=np.float64)).any() for _, _, a in bad) else "inf"
+    needed = _ancestors([v for _, v, _ in bad])
+    try:
+        env = _interpreter_values(graph, inputs)
+    except GraphcError:
+        env = None
+    if env is not None:
+        for v, a in zip(graph.inputs, inputs):
+            if id(v) in needed and not _finite(a):
+                raise AnomalyError(graph.name, f"the compiled step produced {what}: graph input %{v.name} "
+                                               f"({v.kind}) already holds {_describe_bad(a)}",
+                                   loc=(), hint="the NaN/inf came in with the data or state; check where "
+                                                f"%{v.name} was last written")
+        for node in graph.nodes:
+            if id(node) not in needed:
+                continue
+            out = env.get(id(node.out))
+            if out is None or _finite(out):
+                continue
+            if wanted == "nan" and not np.isnan(np.asarray(out, dtype=np.float64)).any():
+                continue
+            inputs_text = ", ".join(_type_text(env[id(v)]) for v in node.inputs)
+            raise AnomalyError(node.op, f"produced {_describe_bad(out)} in compiled graph `{graph.name}` "
+                                        f"(the first node to do so; the step returned {what})",
+                               loc=node.loc or (), detail=f"{_ir_line(node, names)}; inputs: {inputs_text}",
+                               hint=_HINTS.get(node.op, _DEFAULT_HINT))
+    raise AnomalyError(graph.name, f"the compiled step produced {what}, but the interpreter computes finite "
+                                   f"values for every node on the same inputs",
+                       loc=(), hint="the backend itself produced them: run graphc.verify(fn, *args) to find the "
+                                    "node whose compiled code differs")
+
+
+def _ancestors(values):
+    """ids of the nodes the given values depend on (themselves included)."""
+    seen, stack = set(), [v.node for v in values if v.node is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.extend(v.node for v in node.inputs if v.node is not None)
+    return seen | {id(v) for v in _inputs_reached(values)}
+
+
+def _inputs_reached(values):
+    out, seen, stack = [], set(), list(values)
+    while stack:
+        v = stack.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        if v.node is None:
+            out.append(v)
+        else:
+            stack.extend(v.node.inputs)
+    return out
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """Inside the block every op result is checked for NaN/inf, in forward and backward, eager or compiled.
+
+        with graphc.detect_anomaly():          # or graphc.autograd.detect_anomaly()
+            loss = crit(net(x), y); loss.backward()
+        AnomalyError: log: produced NaN (1 of 4) from finite inputs
+          at train.py:12   loss = torch.log(p).mean()
+
+    Eager mode checks each op as it runs (and, in backward, names the VJP that produced the value and
+    the forward line). A compiled call checks its results and updated state; if one holds NaN/inf, the
+    graph is replayed through the interpreter to name the first node that produced it. Slow: for
+    debugging. check_nan=False turns the checks off inside the block (as in PyTorch).
+    """
+
+    def __init__(self, check_nan=True):
+        self.check_nan = bool(check_nan)
+
+    def __enter__(self):
+        _install_entry_hook()
+        self._prev = (_context.anomaly, _anomaly_state.check_nan)
+        _context.anomaly = check_op_result
+        _anomaly_state.check_nan = self.check_nan
+        return self
+
+    def __exit__(self, *exc):
+        _context.anomaly, _anomaly_state.check_nan = self._prev
+        return False
+
+
+class set_detect_anomaly(detect_anomaly):
+    """Switch anomaly detection on or off (also as a context manager).   graphc.autograd.set_detect_anomaly(True)"""
+
+    def __init__(self, mode, check_nan=True):
+        super().__init__(check_nan)
+        self.mode = bool(mode)
+        self._prev = (_context.anomaly, _anomaly_state.check_nan)
+        if self.mode:
+            _install_entry_hook()
+        _context.anomaly = check_op_result if self.mode else False
+        _anomaly_state.check_nan = self.check_nan
+
+    def __enter__(self):
+        return self
+
+
+def is_anomaly_enabled():
+    return bool(_context.anomaly)

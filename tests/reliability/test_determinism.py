@@ -1,0 +1,131 @@
+"""Determinism: the same seed gives the same run, eager or compiled, and eager and compiled agree.
+
+Dropout draws from graphc's counter-based stream (seed, offset), which eager mode, the interpreter
+and the numba kernels compute identically, so masks match bit for bit across modes.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc
+import graphc.nn as nn
+import graphc.nn.functional as F
+
+
+class SmallCNN(nn.Module):
+    """The seed CNN's shape in miniature: conv-relu-pool-dropout-linear, on 8x8 images."""
+
+    def __init__(self, p=0.25):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, 1)
+        self.dropout = nn.Dropout(p)
+        self.fc = nn.Linear(4 * 3 * 3, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv(x)), 2)
+        x = self.dropout(x)
+        return self.fc(graphc.flatten(x, 1))
+
+
+class SeedCNN(nn.Module):
+    """PyTorch's MNIST example CNN (the project's seed program)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.max_pool2d(x, 2)
+        x = self.dropout1(x)
+        x = graphc.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = self.dropout2(x)
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+def batches(n, batch, hw, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(graphc.tensor(rng.standard_normal((batch, 1, hw, hw)).astype(np.float32)),
+             graphc.tensor(rng.integers(0, 10, batch).astype(np.int64))) for _ in range(n)]
+
+
+def train(model_cls, data, steps, backend=None, lr=0.05, momentum=0.9, loss_fn=F.cross_entropy):
+    """Seed-style training from graphc.manual_seed(0); the per-step losses (eager when backend is None)."""
+    graphc.manual_seed(0)
+    net = model_cls()
+    net.train()
+    opt = graphc.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    run = step if backend is None else graphc.compile(step, backend=backend)
+    return np.array([float(run(*data[i % len(data)]).item()) for i in range(steps)])
+
+
+SMALL = batches(10, 4, 8)
+
+
+@pytest.mark.parametrize("backend", [None, "interpreter", "numba_cpu"])
+def test_same_seed_same_losses(backend):
+    first = train(SmallCNN, SMALL, 6, backend)
+    second = train(SmallCNN, SMALL, 6, backend)
+    np.testing.assert_array_equal(first, second)
+    assert len(set(first.tolist())) > 1     # it does train
+
+
+@pytest.mark.parametrize("backend", ["interpreter", "numba_cpu"])
+def test_dropout_masks_identical_eager_and_compiled(backend):
+    x = graphc.ones(4, 64)
+
+    def f(x):
+        return F.dropout(x, 0.5, training=True), F.dropout(x, 0.25, training=True)
+
+    graphc.manual_seed(7)
+    eager = [t.numpy() != 0 for t in f(x)] + [t.numpy() != 0 for t in f(x)]
+    offset_after_eager = int(graphc.default_generator.offset_tensor.item())
+    graphc.manual_seed(7)
+    step = graphc.compile(f, backend=backend)
+    compiled = [t.numpy() != 0 for t in step(x)] + [t.numpy() != 0 for t in step(x)]
+    assert int(graphc.default_generator.offset_tensor.item()) == offset_after_eager
+    for e, c in zip(eager, compiled):
+        np.testing.assert_array_equal(e, c)
+    assert 0.3 < eager[0].mean() < 0.7 and not np.array_equal(eager[0], eager[2])   # fresh masks each call
+
+
+@pytest.mark.xfail(strict=True, reason="graphc.manual_seed replaces default_generator.seed_tensor/offset_tensor "
+                                       "with new tensors, so a function compiled before the call keeps reading the "
+                                       "old stream (see the reliability report; fix in graphc/random.py)")
+def test_manual_seed_reaches_an_already_compiled_function():
+    x = graphc.ones(2, 32)
+    step = graphc.compile(lambda x: F.dropout(x, 0.5, training=True), backend="interpreter")
+    graphc.manual_seed(0)
+    first = step(x).numpy().copy()
+    graphc.manual_seed(0)
+    np.testing.assert_array_equal(step(x).numpy(), first)
+
+
+def test_small_cnn_with_dropout_100_steps_eager_equals_compiled():
+    eager = train(SmallCNN, SMALL, 100, None, lr=0.02)
+    compiled = train(SmallCNN, SMALL, 100, "numba_cpu", lr=0.02)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5)
+    assert eager[-10:].mean() < eager[:10].mean()
+
+
+def test_seed_cnn_batch_8_eager_equals_compiled():
+    data = batches(2, 8, 28, seed=1)
+    eager = train(SeedCNN, data, 4, None, lr=0.01, momentum=0.0, loss_fn=F.nll_loss)
+    compiled = train(SeedCNN, data, 4, "numba_cpu", lr=0.01, momentum=0.0, loss_fn=F.nll_loss)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5)

@@ -39,7 +39,7 @@ __version__ = "0.1.0"
 
 if _os.environ.get("GRAPHC_NUM_THREADS"):
     from .threads import set_num_threads as _set_num_threads
-    _set_num_threads(int(_os.environ["GRAPHC_NUM_THREADS"]))
+    _set_num_threads(_np.int64(_os.environ["GRAPHC_NUM_THREADS"]).item())   # `int` is graphc.int (int32) below
 
 
 def get_default_dtype():

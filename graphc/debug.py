@@ -684,10 +684,11 @@ def _localize(report, entry, inputs, eager, compiled, slots, rtol, atol):
         env = {id(v): g for v, g in zip(graph.outputs, got_out) if isinstance(g, np.ndarray)}
         env.update({id(new): g for (_, new), g in zip(graph.updates, got_upd) if isinstance(g, np.ndarray)})
         wrong = _graph_mismatch(graph, env, exp_out, exp_upd, rtol, atol)
-        note = wrong and _rounding_note(graph, inputs, wrong[1], ref[id(wrong[1])], _errors(env[id(wrong[1])],
-                                                                                              wrong[2])[0])
+        note = wrong and _rounding_note(graph, inputs, wrong[1], ref[id(wrong[1])],
+                                        _errors(env[id(wrong[1])], wrong[2])[0], "compiled and eager")
     else:
-        note = _rounding_note(graph, inputs, bad[1], ref[id(bad[1])], _errors(ref[id(bad[1])], bad[2])[0])
+        note = _rounding_note(graph, inputs, bad[1], ref[id(bad[1])], _errors(ref[id(bad[1])], bad[2])[0],
+                              "the graph (evaluated with the op table) and eager mode")
     if note:
         label = (bad or wrong)[0]
         report.divergence = Divergence(graph, None, None, names, np.inf, np.inf, where="rounding",
@@ -727,9 +728,9 @@ def _graph_mismatch(graph, ref, exp_out, exp_upd, rtol, atol):
     return None
 
 
-def _rounding_note(graph, inputs, value, got, difference):
-    """A note when float32 rounding alone moves `value` (evaluated: `got`) about as far as compiled and eager
-    differ (`difference`, max abs)."""
+def _rounding_note(graph, inputs, value, got, difference, between):
+    """A note when float32 rounding alone moves `value` (evaluated: `got`) about as far as the two runs named
+    by `between` differ (`difference`, max abs)."""
     try:
         exact = _reference_values(graph, inputs, float64=True)[id(value)]
     except Exception:   # an op's impl that insists on float32: no verdict
@@ -740,7 +741,7 @@ def _rounding_note(graph, inputs, value, got, difference):
     if not difference or not np.isfinite(difference) or rounding < 0.1 * difference:
         return None
     return (f"evaluated in float64 this value moves by {rounding:.3g}, comparable to the {difference:.3g} between "
-            f"compiled and eager: it is sensitive to rounding (ill-conditioned, e.g. Adam's update of a parameter "
+            f"{between}: it is sensitive to rounding (ill-conditioned, e.g. Adam's update of a parameter "
             f"whose gradient is ~0), so the difference is float32 noise rather than a wrong graph")
 
 

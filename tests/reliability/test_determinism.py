@@ -105,10 +105,8 @@ def test_dropout_masks_identical_eager_and_compiled(backend):
     assert 0.3 < eager[0].mean() < 0.7 and not np.array_equal(eager[0], eager[2])   # fresh masks each call
 
 
-@pytest.mark.xfail(strict=True, reason="graphc.manual_seed replaces default_generator.seed_tensor/offset_tensor "
-                                       "with new tensors, so a function compiled before the call keeps reading the "
-                                       "old stream (see the reliability report; fix in graphc/random.py)")
 def test_manual_seed_reaches_an_already_compiled_function():
+    """manual_seed updates the RNG's seed/offset tensors in place: a step compiled earlier sees the new seed."""
     x = graphc.ones(2, 32)
     step = graphc.compile(lambda x: F.dropout(x, 0.5, training=True), backend="interpreter")
     graphc.manual_seed(0)

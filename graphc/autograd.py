@@ -20,10 +20,10 @@ class no_grad(contextlib.ContextDecorator):
 
     def __enter__(self):
         self.prev = _context.grad_enabled
-        _context.grad_enabled = False
+        _context.set_grad_enabled(False)
 
     def __exit__(self, *exc):
-        _context.grad_enabled = self.prev
+        _context.set_grad_enabled(self.prev)
 
 
 class enable_grad(contextlib.ContextDecorator):
@@ -31,10 +31,10 @@ class enable_grad(contextlib.ContextDecorator):
 
     def __enter__(self):
         self.prev = _context.grad_enabled
-        _context.grad_enabled = True
+        _context.set_grad_enabled(True)
 
     def __exit__(self, *exc):
-        _context.grad_enabled = self.prev
+        _context.set_grad_enabled(self.prev)
 
 
 class set_grad_enabled(contextlib.ContextDecorator):
@@ -45,10 +45,10 @@ class set_grad_enabled(contextlib.ContextDecorator):
 
     def __enter__(self):
         self.prev = _context.grad_enabled
-        _context.grad_enabled = self.mode
+        _context.set_grad_enabled(self.mode)
 
     def __exit__(self, *exc):
-        _context.grad_enabled = self.prev
+        _context.set_grad_enabled(self.prev)
 
 
 def is_grad_enabled():

@@ -109,7 +109,7 @@ class _Snapshot:
             if id(t) not in seen and isinstance(t._value, np.ndarray):
                 seen.add(id(t))
                 self.tensors.append((t, t._value, _copy(t._value)))
-        holders = list(probe.grad_slots.values()) + list(probe.grads_read_first.values())
+        holders = list(probe.grad_slots.values()) + [t for t, _ in probe.grads_read_first.values()]
         for opt, _ in probe.opt_before.values():
             holders.extend(p for g in opt.param_groups for p in g["params"])
         self.grads = []

@@ -312,10 +312,10 @@ class Tensor:
         return self._assign(Tensor._constant(np.asarray(value, self.dtype)))
 
     def add_(self, other, alpha=1):
-        return self._assign(self + (other * alpha if alpha != 1 else other))
+        return self._assign(self + (other * alpha if isinstance(alpha, Tensor) or alpha != 1 else other))
 
     def sub_(self, other, alpha=1):
-        return self._assign(self - (other * alpha if alpha != 1 else other))
+        return self._assign(self - (other * alpha if isinstance(alpha, Tensor) or alpha != 1 else other))
 
     def mul_(self, other):
         return self._assign(self * other)

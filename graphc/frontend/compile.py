@@ -62,6 +62,11 @@ def _state_signature(record):
     return tuple(sig)
 
 
+def _entry_signature(record):
+    """Guard part 2 as the state was when the trace began, not after the first run changed it."""
+    return record.entry_signature
+
+
 def _explain_difference(old, new):
     if old[0] != new[0]:
         return f"argument signature changed: {_diff_text(old[0], new[0])}"
@@ -256,7 +261,7 @@ class CompiledFunction:
         entry.run_stats = getattr(run, "stats", {})
         entry.source = getattr(run, "source", None)
         entry.first_result = unflatten_result(record.spec, entry(flat_args))
-        entry.state_sig = _state_signature(record)
+        entry.state_sig = _entry_signature(record)
         self._stats["compiles"] += 1
         for k, v in timings.items():
             self._stats["phases"][k] = self._stats["phases"].get(k, 0.0) + v

@@ -35,11 +35,12 @@ class GraphBuilder:
 
     def __enter__(self):
         self._saved = (_context.tracer, _context.grad_enabled)
-        _context.tracer = self
+        _context.set_tracer(self)
         return self
 
     def __exit__(self, *exc):
-        _context.tracer, _context.grad_enabled = self._saved
+        _context.set_tracer(self._saved[0])
+        _context.set_grad_enabled(self._saved[1])
 
     def value_of(self, t):
         return t._value
@@ -171,8 +172,8 @@ class Tracer(GraphBuilder):
     # --- state the code touches ------------------------------------------------------------
     def note_grad_read(self, tensor):
         """The code read tensor.grad: if it did so before rebinding it, the trace depends on it."""
-        if id(tensor) not in self.grad_slots:
-            self.grads_read_first[id(tensor)] = tensor
+        if id(tensor) not in self.grad_slots and id(tensor) not in self.grads_read_first:
+            self.grads_read_first[id(tensor)] = (tensor, tensor._grad)
 
     def note_grad(self, tensor, value):
         if id(tensor) not in self.grad_slots:
@@ -245,6 +246,7 @@ class Tracer(GraphBuilder):
         Returns a TraceRecord that says where each graph input comes from and where each output goes.
         """
         graph = self.graph
+        self.entry_signature = self._entry_signature()
         flat, spec = flatten_result(result)
         returns = []
         for item in flat:
@@ -283,6 +285,22 @@ class Tracer(GraphBuilder):
             entry.tensor._value = entry.array
         self._name_inputs()
         return TraceRecord(self, spec, returns, updates, unique, escape_outputs, grad_slots)
+
+    def _entry_signature(self):
+        """The guard as the state was when the trace began (see frontend.compile._state_signature).
+
+        Optimizer state made by this trace as graph values (SGD's first momentum buffer with
+        dampening) did not exist before it: the next call finds it and must trace again.  State
+        made eagerly during the trace (zeros_state) is read as an input, as it is on every later call.
+        """
+        optimizers = []
+        for opt in self.optimizers.values():
+            before = {p: {k: v for k, v in s.items()
+                          if not (isinstance(v, Tensor) and type(v._value) is Value and id(v) not in self.lifted)}
+                      for p, s in opt.state.items()}
+            optimizers.append(opt.trace_signature(before))
+        grads = [(g is None, id(g)) for _, g in self.grads_read_first.values()]
+        return optimizers, grads
 
     def _name_inputs(self):
         """Readable input names: module paths for parameters, '<param>.grad', optimizer state names."""
@@ -337,7 +355,7 @@ class TraceRecord:
         self.escape_outputs = escape_outputs
         self.grad_slots = grad_slots
         self.modules = list(tracer.modules.values())
-        self.grads_read = list(tracer.grads_read_first.values())
+        self.grads_read = [t for t, _ in tracer.grads_read_first.values()]
         seen, self.all_modules = set(), []
         for module in self.modules:
             for m in module.modules():
@@ -345,6 +363,8 @@ class TraceRecord:
                     seen.add(id(m))
                     self.all_modules.append(m)
         self.optimizers = list(tracer.optimizers.values())
+        optimizers, grads = tracer.entry_signature
+        self.entry_signature = tuple([m.training for m in self.all_modules] + optimizers + grads)
 
 
 def flatten_result(result):

@@ -36,11 +36,11 @@ def hyper(group, key):
 def eager_state():
     """Create optimizer state as real arrays even while tracing (they then become lifted state)."""
     tracer = _context.tracer
-    _context.tracer = None
+    _context.set_tracer(None)
     try:
         yield
     finally:
-        _context.tracer = tracer
+        _context.set_tracer(tracer)
 
 
 def zeros_state(p):
@@ -119,9 +119,9 @@ class Optimizer:
     # scales, so a warm-up schedule from lr=0 must not recompile).
     _path_keys = ("momentum", "dampening", "weight_decay", "nesterov", "maximize", "amsgrad")
 
-    def trace_signature(self):
+    def trace_signature(self, state=None):
         """What decides the traced graph's structure (not the values of hyper-parameters): runs every call."""
-        state = self.state
+        state = self.state if state is None else state
         sig = []
         for group in self.param_groups:
             sig.append(tuple([group[k] if isinstance(group[k], bool) else group[k] != 0

@@ -298,6 +298,7 @@ def test_unwritable_cache_dir_falls_back_with_one_warning(tmp_path, monkeypatch,
         bad = str(tmp_path / "ro")
         os.mkdir(bad, 0o500)
     monkeypatch.setattr(loader, "_fallback_warned", False)
+    monkeypatch.setattr(loader, "_fallback_dir", None)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
     os.mkdir(tmp_path / "tmp")
     with warnings.catch_warnings(record=True) as caught:

@@ -460,8 +460,6 @@ FOUND = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="numba_cpu _collapse merges a broadcast dim with a full one across a "
-                                       "size-1 loop dim (see the reliability report); remove when fixed")
 @pytest.mark.parametrize("x_shape, p_shape", FOUND)
 def test_found_broadcast_with_unit_dims(x_shape, p_shape):
     rng = np.random.default_rng(0)

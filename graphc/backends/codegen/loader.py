@@ -35,23 +35,30 @@ def module_path(source, cache_dir):
     return os.path.join(cache_dir, f"graphc_{digest}.py"), f"graphc_generated_{digest}"
 
 
+_fallback_dir = None
+
+
 def _writable_dir(cache_dir):
-    """cache_dir if we can write there; else a per-process temporary directory (warned once)."""
-    global _fallback_warned
+    """cache_dir if we can write there; else a private temporary directory for this process (warned once).
+
+    The fallback is made with mkdtemp (mode 0700, a fresh name): numba's cache index files are pickles,
+    so a predictable shared path could let another local user plant one.
+    """
+    global _fallback_warned, _fallback_dir
     try:
         os.makedirs(cache_dir, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=cache_dir, prefix=".probe", delete=True)
         probe.close()
         return cache_dir
     except OSError as exc:
-        fallback = os.path.join(tempfile.gettempdir(), f"graphc-cache-{os.getuid() if hasattr(os, 'getuid') else 0}")
+        if _fallback_dir is None:
+            _fallback_dir = tempfile.mkdtemp(prefix="graphc-cache-")
         if not _fallback_warned:
             warnings.warn(f"graphc: the kernel cache directory {cache_dir!r} is not writable ({exc.strerror}); "
-                          f"caching in {fallback} instead. Set GRAPHC_CACHE_DIR to a writable directory.",
-                          stacklevel=3)
+                          f"caching in {_fallback_dir} for this process instead. Set GRAPHC_CACHE_DIR to a "
+                          f"writable directory.", stacklevel=3)
             _fallback_warned = True
-        os.makedirs(fallback, exist_ok=True)
-        return fallback
+        return _fallback_dir
 
 
 def _write_atomically(path, text):

@@ -303,14 +303,17 @@ class ModuleEmitter:
         if rank < 2 or not all(self._contiguous(v) for v in inputs):
             return shape, {}, {}
         padded = [(1,) * (rank - len(v.shape)) + tuple(v.shape) for v in inputs]
-        groups = [[0]]
+        def kind(p, d):   # a loop dim of size 1 walks alike with anything
+            return "unit" if shape[d] == 1 else ("full" if p[d] == shape[d] else "broadcast")
+        groups, group_kinds = [[0]], [kind(p, 0) for p in padded]
         for d in range(1, rank):
-            alike = (d in axes) == (d - 1 in axes) and all(
-                (p[d - 1] == shape[d - 1] and p[d] == shape[d]) or (p[d - 1] == 1 and p[d] == 1) for p in padded)
-            if alike:
+            kinds = [kind(p, d) for p in padded]
+            if (d in axes) == (d - 1 in axes) and all(g == k or "unit" in (g, k) for g, k in zip(group_kinds, kinds)):
                 groups[-1].append(d)
+                group_kinds = [k if g == "unit" else g for g, k in zip(group_kinds, kinds)]
             else:
                 groups.append([d])
+                group_kinds = kinds
         if len(groups) == rank:
             return shape, {}, {}
         merge = lambda dims: tuple(int(np.prod([dims[d] for d in g])) for g in groups)   # noqa: E731

@@ -1,13 +1,15 @@
 """Mode flags read on every op: grad mode and the active tracer, per thread (as PyTorch's grad mode is).
 
-    with no_grad(): ...          # set_grad_enabled(False) for this thread
+    with no_grad(): ...          # grad_enabled is False in this thread only
     tracer is not None           # inside @graphc.compile's first call: ops append IR nodes
 
-`_context.tracer` and `_context.grad_enabled` read this thread's values (module __getattr__); write
-them with set_tracer / set_grad_enabled.  Per thread, so that eager code running in one thread is
-never captured by a trace in progress in another, and no_grad in one thread leaves the others alone.
+`_context.tracer` and `_context.grad_enabled` are properties of this module that read and write
+the current thread's values: eager code running in one thread is never captured by a trace in
+progress in another, and no_grad in one thread leaves the others alone.
 """
+import sys
 import threading
+import types
 
 _local = threading.local()
 TRACE_LOCK = threading.RLock()
@@ -15,12 +17,22 @@ TRACE_LOCK = threading.RLock()
 anomaly = False
 
 
-def __getattr__(name):
-    if name == "tracer":
+class _ContextModule(types.ModuleType):
+    @property
+    def tracer(self):
         return getattr(_local, "tracer", None)
-    if name == "grad_enabled":
+
+    @tracer.setter
+    def tracer(self, value):
+        _local.tracer = value
+
+    @property
+    def grad_enabled(self):
         return getattr(_local, "grad_enabled", True)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    @grad_enabled.setter
+    def grad_enabled(self, value):
+        _local.grad_enabled = value
 
 
 def set_tracer(tracer):
@@ -29,3 +41,6 @@ def set_tracer(tracer):
 
 def set_grad_enabled(enabled):
     _local.grad_enabled = enabled
+
+
+sys.modules[__name__].__class__ = _ContextModule

@@ -35,8 +35,11 @@ def transform(model):
     return transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
 
 
-def build(model, torch, lr=0.01, momentum=0.0):
-    """The seed model, its loss, its SGD optimizer and a training-step function, in `torch`'s API."""
+def build(model, torch, lr=0.01, momentum=0.0, dropout=True):
+    """The seed model, its loss, its SGD optimizer and a training-step function, in `torch`'s API.
+
+    dropout=False builds the CNN with p=0 dropouts (deterministic steps for parity checks).
+    """
     nn, F = torch.nn, torch.nn.functional
 
     class MLP(nn.Module):
@@ -56,11 +59,11 @@ def build(model, torch, lr=0.01, momentum=0.0):
             super().__init__()
             self.conv1 = nn.Conv2d(1, 32, 3, 1)
             self.conv2 = nn.Conv2d(32, 64, 3, 1)
-            self.dropout1 = nn.Dropout2d(0.25)
+            self.dropout1 = nn.Dropout2d(0.25 if dropout else 0.0)
             # NOTE: the seed text says Dropout2d(0.5) here, on a [N, 128] input, which both frameworks
             # warn about and treat element-wise; nn.Dropout is that same computation without the warning
             # (and what PyTorch's own MNIST example uses).
-            self.dropout2 = nn.Dropout(0.5)
+            self.dropout2 = nn.Dropout(0.5 if dropout else 0.0)
             self.fc1 = nn.Linear(9216, 128)
             self.fc2 = nn.Linear(128, 10)
 

@@ -297,7 +297,7 @@ def main_seed(args):
     """Compiled seed-model steps (the MLP, batch 2, by default) against eager: losses, parameters, grads."""
     import graphc
     sys.path.insert(0, _repo_root())
-    from benchmarks.seed_models import build
+    from graphc.cli.models import build
     nets = []
     for _ in range(2):
         graphc.manual_seed(1234)
@@ -356,7 +356,7 @@ def seed_graphs(batch):
     """The final IR graphs of the seed MLP and CNN training steps (traced on the interpreter)."""
     import graphc
     sys.path.insert(0, _repo_root())
-    from benchmarks.seed_models import build
+    from graphc.cli.models import build
     rng = np.random.default_rng(0)
     out = {}
     for model in ("mlp", "cnn"):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fusion import VIEW_OPS
 
 
 class Plan:
@@ -23,6 +22,11 @@ class Plan:
         self.pools = []         # [(dtype, n_elements)]
         self.in_place = {}      # id(update value) -> input index it is written into
         self.inline = set()     # ids of values every reader inlines as a literal (full / 0-d const)
+
+    def inlines(self, value):
+        """Is `value` a literal (a full or 1-element const) that readers inline instead of loading?"""
+        return id(value) in self.inline or (value.node is not None and is_inlinable(value.node)
+                                            and self.home.get(id(value)) is None)
 
     def describe(self, names):
         lines = [f"// memory plan: {len(self.pools)} pools, "

@@ -24,9 +24,8 @@ from ...config import settings
 from ...errors import BackendError
 from ...ir.printer import format_attr
 from ...ops import OPS
-from ...passes.memplan import is_inlinable
 from ..codegen import IndentedBuffer
-from .scalar import NP_TYPE, expr, literal
+from .scalar import NP_TYPE, expr, literal_of
 from . import templates
 
 PARALLEL_MIN_ELEMENTS = 1 << 17   # below this a prange launch costs more than it saves (see NUMBA-NOTES)
@@ -100,14 +99,10 @@ class ModuleEmitter:
         return f"const{self.const_index[key]}"
 
     def inline(self, value):
-        return id(value) in self.plan.inline or (value.node is not None and is_inlinable(value.node)
-                                                  and self.plan.home.get(id(value)) is None)
+        return self.plan.inlines(value)
 
     def literal_of(self, value):
-        node = value.node
-        v = node.attrs["value"]
-        v = np.asarray(v).reshape(-1)[0] if node.op == "const" else v
-        return literal(v, value.dtype)
+        return literal_of(value)
 
     # --- the module ----------------------------------------------------------------------------
     def emit(self):

@@ -41,6 +41,14 @@ def literal(value, dtype):
     return f"{NP_TYPE[dtype.name]}({int(value)})"
 
 
+def literal_of(value):
+    """The typed literal of a value made by a `full` or 1-element `const` node."""
+    node = value.node
+    v = node.attrs["value"]
+    v = np.asarray(v).reshape(-1)[0] if node.op == "const" else v
+    return literal(v, value.dtype)
+
+
 def base_template(op):
     return OPS[op].scalar
 

@@ -30,10 +30,9 @@ from ... import __version__
 from ...errors import BackendError
 from ...ir.printer import format_attr
 from ...ops.source import GOLDEN, MIX1, MIX2
-from ...passes.memplan import is_inlinable
 from ..codegen import IndentedBuffer
 from ..numba_cpu.emit import ir_line, value_names
-from ..numba_cpu.scalar import CPU_OVERRIDES, NP_TYPE, expr, literal
+from ..numba_cpu.scalar import CPU_OVERRIDES, NP_TYPE, expr, literal, literal_of
 from .kernels import KernelBody, LibraryKernels, needed_indices
 from .layout import c_strides, index_sum, next_pow2, prod, reshape_strides, unravel
 
@@ -170,14 +169,10 @@ class CUDAModuleEmitter(LibraryKernels):
         return self.strides(value) == c_strides(value.shape) or prod(value.shape) <= 1
 
     def inline(self, value):
-        return id(value) in self.plan.inline or (value.node is not None and is_inlinable(value.node)
-                                                  and self.plan.home.get(id(value)) is None)
+        return self.plan.inlines(value)
 
     def literal_of(self, value):
-        node = value.node
-        v = node.attrs["value"]
-        v = np.asarray(v).reshape(-1)[0] if node.op == "const" else v
-        return literal(v, value.dtype)
+        return literal_of(value)
 
     # --- the module ------------------------------------------------------------------------------
     def emit(self):

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _context
 from .errors import GraphcError, TraceError
-from .ops import OPS, OpDef
+from .ops import OPS
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 

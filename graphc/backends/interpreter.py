@@ -24,10 +24,11 @@ def interpret(graph, inputs):
         try:
             out = op.impl(*args, **node.attrs)
         except GraphcError as exc:
-            exc.loc = node.loc or exc.loc
+            if node.loc:   # point at the user's line that made this node, not at the interpreter
+                exc.loc = node.loc
+                exc.args = (exc._render(),)
             raise
         except Exception as exc:
-            from ..ir.printer import print_graph  # noqa: F401  (for the node text)
             raise BackendError(node.op, f"failed on inputs {', '.join(f'{a.dtype}{list(a.shape)}' for a in args)}: "
                                         f"{type(exc).__name__}: {exc}", loc=node.loc) from exc
         out = np.asarray(out)

@@ -1,29 +1,18 @@
-"""Reliability tools: `verify` runs a function eagerly and compiled from the same state and names the first
-IR node whose value diverges; `detect_anomaly` names the op that first produced a NaN or an inf.
+"""graphc.verify: run a function eagerly and compiled from the same state; name the first IR node whose
+value diverges.
 
     report = graphc.verify(step, x, y)        # compiled (numba_cpu) vs eager, same starting state
     print(report)                             # "OK ... max abs error 2e-07" or the first diverging IR node
-    with graphc.detect_anomaly():             # also graphc.autograd.detect_anomaly(), as in PyTorch
-        loss = step(x, y)                     # AnomalyError: log: produced NaN ... at train.py:12
-
-Both leave the fast paths alone: eager mode pays one flag test per op (`_context.anomaly`), and a
-compiled call a flag test and a thread-local read, until a `detect_anomaly` block (or `verify`) needs more.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import threading
 
 import numpy as np
 
-from . import _context
-from .errors import GraphcError, format_location, user_frame
+from ..errors import GraphcError, format_location
 
-__all__ = ["verify", "VerifyReport", "Check", "Divergence", "detect_anomaly", "set_detect_anomaly",
-           "is_anomaly_enabled", "AnomalyError"]
-
+from .anomaly import _watch_compiled_calls  # noqa: E402  (verify fills its record of compiled calls)
 
 # ==============================================================================================
 # Snapshots of everything a function touches
@@ -39,8 +28,8 @@ def _probe(fn, args, kwargs):
     The trace is aborted, so every lifted tensor, .grad and optimizer state is as before (optimizer
     state the trace created eagerly, e.g. a fresh momentum buffer, is dropped again).
     """
-    from .frontend.compile import _flat_tensor_args, _replace_tensors
-    from .frontend.trace import Tracer
+    from ..frontend.compile import _flat_tensor_args, _replace_tensors
+    from ..frontend.trace import Tracer
 
     class Probe(Tracer):
         def __init__(self):
@@ -87,7 +76,7 @@ class _OptimizerState:
 
 
 def _is_eager_tensor(v):
-    from .tensor import Tensor
+    from ..tensor import Tensor
     return isinstance(v, Tensor) and isinstance(v._value, np.ndarray)
 
 
@@ -102,7 +91,7 @@ class _Snapshot:
     """The state of every tensor, .grad and optimizer a function touches; restore() puts it all back."""
 
     def __init__(self, probe, flat_args):
-        from .random import default_generator
+        from ..random import default_generator
         seen = set()
         self.tensors = []
         for t in [e.tensor for e in probe.lifted.values()] + list(flat_args):
@@ -194,8 +183,8 @@ class _Names:
 
 
 def _flat_results(result):
-    from .frontend.trace import flatten_result
-    from .tensor import Tensor
+    from ..frontend.trace import flatten_result
+    from ..tensor import Tensor
     flat, _ = flatten_result(result)
     return [_copy(x._value) if isinstance(x, Tensor) else x for x in flat]
 
@@ -286,7 +275,7 @@ def _reference_values(graph, inputs, float64=False):
     float64=True evaluates float values in double precision instead: how far that moves a value shows how
     sensitive it is to rounding.
     """
-    from .ops.registry import OPS
+    from ..ops.registry import OPS
     if float64:
         inputs = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in inputs]
     env = {id(v): a for v, a in zip(graph.inputs, inputs)}
@@ -301,7 +290,7 @@ def _reference_values(graph, inputs, float64=False):
 
 def _all_values_graph(graph):
     """The same nodes with every node's value as an output, so a backend hands back all of them."""
-    from .ir import Graph
+    from ..ir import Graph
     g = Graph(graph.name)
     g.inputs, g.nodes = graph.inputs, graph.nodes
     g.outputs, g.updates = [n.out for n in graph.nodes], []
@@ -309,7 +298,7 @@ def _all_values_graph(graph):
 
 
 def _interpreter_values(graph, inputs):
-    from .backends import interpreter
+    from ..backends import interpreter
     with np.errstate(all="ignore"):
         outs, _ = interpreter.interpret(_all_values_graph(graph), [_copy(a) for a in inputs])
     env = {id(v): a for v, a in zip(graph.inputs, inputs)}
@@ -325,11 +314,11 @@ class _NumbaProbe:
     """
 
     def __init__(self, graph, fused, cache_dir=None):
-        from .backends.numba_cpu import Runner, _inline_ok
-        from .backends.numba_cpu.emit import ModuleEmitter
-        from .config import settings
-        from .passes import fusion
-        from .passes.memplan import plan_memory
+        from ..backends.numba_cpu import Runner, _inline_ok
+        from ..backends.numba_cpu.emit import ModuleEmitter
+        from ..config import settings
+        from ..passes import fusion
+        from ..passes.memplan import plan_memory
         if fused:
             fg = fusion.fuse(graph)
         else:
@@ -386,7 +375,7 @@ def _first_divergence(graph, ref, got, rtol, atol, names):
 
 
 def _single_node_graph(node):
-    from .ir import Graph
+    from ..ir import Graph
     g = Graph("node")
     g.inputs = list(node.inputs)
     g.nodes = [node]
@@ -447,7 +436,7 @@ class Divergence:
 
 
 def _ir_line(node, names):
-    from .ir.printer import format_attr
+    from ..ir.printer import format_attr
     args = ", ".join(names.get(id(v), "%?") for v in node.inputs)
     attrs = ", ".join(f"{k}={format_attr(node.attrs[k])}" for k in sorted(node.attrs))
     text = f"{names.get(id(node.out), '%?')}: {node.out.type_str()} = {node.op}" + (f" {args}" if args else "")
@@ -560,8 +549,8 @@ def verify(fn, *args, backend="numba_cpu", rtol=1e-5, atol=1e-6, steps=1, **kwar
     table's, the pass that changed the graph's result, the memory plan, a stale graph reused by a later
     call, or float32 rounding of an ill-conditioned value.
     """
-    from .frontend.compile import CompiledFunction, _flat_tensor_args
-    from .frontend.compile import compile as graphc_compile
+    from ..frontend.compile import CompiledFunction, _flat_tensor_args
+    from ..frontend.compile import compile as graphc_compile
     if isinstance(fn, CompiledFunction):
         fn = fn.fn
     name = getattr(fn, "__name__", None) or type(fn).__name__
@@ -620,7 +609,7 @@ def _diagnose_later_call(report, fn, args, kwargs, start, entry, traced_at):
     a wrong single call is reported as such; if it is right, either call k reused a stale graph (the fresh
     trace differs from the reused one) or calls 1..k-1 left states that differ within tolerance and call k
     amplifies that (rounding)."""
-    from .ir.printer import print_graph
+    from ..ir.printer import print_graph
     step, label = report.step, f"call {report.step + 1}"
     try:
         for _ in range(step):
@@ -747,7 +736,7 @@ def _rounding_note(graph, inputs, value, got, difference, between):
 
 def _blame_pass(entry, inputs, exp_out, exp_upd, rtol, atol, bad):
     """The first pipeline stage whose graph, evaluated with the op table, disagrees with eager mode."""
-    from .ir.parser import parse_graph
+    from ..ir.parser import parse_graph
     culprit, previous = None, None
     for stage, text in entry.stages.items():
         if stage in ("trace", "final"):
@@ -803,277 +792,3 @@ def _localize_numba(report, graph, ref, inputs, names, rtol, atol):
 # ==============================================================================================
 # detect_anomaly
 # ==============================================================================================
-
-class AnomalyError(GraphcError, RuntimeError):
-    """An op produced NaN or inf inside graphc.detect_anomaly()."""
-
-
-_HINTS = {
-    "log": "log of zero or of a negative number: clamp the input (x.clamp(min=1e-12)) or use log_softmax / "
-           "cross_entropy, which stay finite",
-    "div": "division by zero (or 0/0): add a small eps to the denominator",
-    "sqrt": "sqrt of a negative number, or its gradient at 0 (inf): add a small eps inside the sqrt",
-    "exp": "exp overflowed (float32 overflows above ~88): subtract the max first (logsumexp / log_softmax), "
-           "or lower the learning rate",
-    "pow_scalar": "a power of zero with a negative exponent, or an overflow: clamp the base",
-    "matmul": "the values overflowed: the inputs are huge (exploding activations or weights); lower the learning "
-              "rate, normalise the inputs, or clip gradients",
-    "conv2d": "the values overflowed: the inputs are huge; lower the learning rate or normalise the inputs",
-    "mul": "inf * 0 gives NaN, and large products overflow: look for an inf reaching this op",
-    "sub": "inf - inf gives NaN: look for an inf reaching this op",
-    "add": "inf + (-inf) gives NaN, and large sums overflow: look for an inf reaching this op",
-    "sum": "the sum overflowed or one of its terms is inf: look for huge values reaching this op",
-}
-_DEFAULT_HINT = "check the values reaching this op; if they grow step by step, lower the learning rate or clip " \
-                "the gradients"
-
-
-def _describe_bad(arr):
-    arr = np.asarray(arr)
-    n_nan = int(np.count_nonzero(np.isnan(arr)))
-    n_inf = int(np.count_nonzero(np.isinf(arr)))
-    kinds = [f"NaN ({n_nan} of {arr.size})"] if n_nan else []
-    if n_inf:
-        kinds.append(f"inf ({n_inf} of {arr.size})")
-    return " and ".join(kinds)
-
-
-def _finite(arr):
-    arr = np.asarray(arr)
-    return arr.dtype.kind not in "fc" or bool(np.isfinite(arr).all())
-
-
-def _type_text(a):
-    from .ir.graph import type_str
-    return type_str(np.shape(a), np.asarray(a).dtype)
-
-
-def _backward_context():
-    """('vjp', forward op, forward output) while eager backward runs a VJP; ('accumulate', None, leaf); or None."""
-    from . import autograd
-    frame = sys._getframe(2)
-    while frame is not None:
-        code = frame.f_code
-        if code is autograd.run_vjp.__code__:
-            return "vjp", frame.f_locals.get("op"), frame.f_locals.get("ans")
-        if code is autograd._accumulate_leaf.__code__:
-            return "accumulate", None, frame.f_locals.get("t")
-        if code is autograd.backward.__code__:
-            return "backward", None, None
-        frame = frame.f_back
-    return None
-
-
-def check_op_result(op, args, attrs, out):
-    """The eager hook (tensor.apply calls it inside detect_anomaly): raise AnomalyError on a NaN/inf result."""
-    value = out._value
-    if out._ctx is not None:
-        out._anomaly_loc = user_frame()   # the forward line, for an error in this op's backward
-    if not _anomaly_state.check_nan or _finite(value):
-        return
-    inputs = ", ".join(_type_text(a._value) + ("" if _finite(a._value) else f" holding {_describe_bad(a._value)}")
-                       for a in args)
-    from_outside = [i for i, a in enumerate(args) if not _finite(a._value)]
-    where = _backward_context()
-    detail = f"inputs: {inputs}" + (f"; attributes: {attrs}" if attrs else "")
-    if from_outside:
-        origin = (f"its input {from_outside[0]} already holds non-finite values, made outside graphc's ops "
-                  f"(the data, or a tensor filled from numpy)")
-    else:
-        origin = "from finite inputs"
-    if where is None:
-        raise AnomalyError(op.name, f"produced {_describe_bad(value)} {origin}", detail=detail,
-                           hint=_HINTS.get(op.name, _DEFAULT_HINT))
-    kind, fwd_op, fwd_out = where
-    fwd_loc = getattr(fwd_out, "_anomaly_loc", None) if fwd_out is not None else None
-    here = format_location(user_frame())
-    if kind == "vjp":
-        fwd_name = getattr(fwd_op, "name", "?")
-        message = (f"the gradient became {_describe_bad(value)} in backward: op '{op.name}' of the VJP of "
-                   f"'{fwd_name}' produced it {origin}")
-        note = f"{detail}; backward called {here}" if here else detail
-        if fwd_loc is None:
-            note += "; the forward line is unknown (run the forward pass inside detect_anomaly too)"
-        raise AnomalyError(f"{fwd_name} backward", message, loc=fwd_loc or (), detail=note,
-                           hint=_HINTS.get(fwd_name, _HINTS.get(op.name, _DEFAULT_HINT)))
-    raise AnomalyError(f"{op.name} (backward)", f"produced {_describe_bad(value)} {origin} while "
-                                               f"accumulating a gradient", detail=detail,
-                       hint=_HINTS.get(op.name, _DEFAULT_HINT))
-
-
-class _AnomalyState:
-    check_nan = True
-
-
-_anomaly_state = _AnomalyState()
-_install_lock = threading.Lock()
-_entry_call = None        # Entry.__call__ as compile.py defines it, once the hook below wraps it
-_watch = threading.local()  # .calls: a list verify() fills with (entry, graph inputs) while it runs
-
-
-def _install_entry_hook():
-    """Wrap compile.Entry.__call__ once, so that a compiled call can be observed before it runs.
-
-    Inside detect_anomaly it checks what the call produced; inside verify it records the graph's
-    inputs before the run writes state back. Outside both it costs a flag test and a thread-local read.
-    """
-    global _entry_call
-    with _install_lock:
-        if _entry_call is not None:
-            return
-        from .frontend.compile import Entry
-        original = Entry.__call__
-
-        def __call__(self, flat_args):
-            calls = getattr(_watch, "calls", None)
-            anomaly = _context.anomaly and _anomaly_state.check_nan
-            if calls is None and not anomaly:
-                return original(self, flat_args)
-            inputs = _entry_inputs(self, flat_args)   # copies: the run writes parameters back
-            if calls is not None:
-                calls.append((self, inputs))
-            result = original(self, flat_args)
-            if anomaly:
-                check_compiled_result(self, inputs, result)
-            return result
-
-        __call__.__doc__ = original.__doc__
-        Entry.__call__ = __call__
-        _entry_call = original
-
-
-@contextlib.contextmanager
-def _watch_compiled_calls():
-    _install_entry_hook()
-    saved = getattr(_watch, "calls", None)
-    _watch.calls = []
-    try:
-        yield _watch.calls
-    finally:
-        _watch.calls = saved
-
-
-def check_compiled_result(entry, inputs, result):
-    """After a compiled call: if a result or updated state holds NaN/inf, replay the graph through the
-    interpreter and raise AnomalyError naming the first node that produced it."""
-    rec = entry.record
-    graph = entry.graph
-    bad = []   # (what, graph value)
-    for k, i in enumerate(rec.returns):
-        if i is not None and result[k] is not None and not _finite(result[k]._value):
-            bad.append((f"result {k}", graph.outputs[i], result[k]._value))
-    for t, (target, new) in zip(rec.updates, graph.updates):
-        if not _finite(t._value):
-            bad.append((f"the update of %{target.name}", new, t._value))
-    for t, i in zip(rec.escapes, rec.escape_outputs):
-        if not _finite(t._value):
-            bad.append(("a new .grad or optimizer state", graph.outputs[i], t._value))
-    if not bad:
-        return
-    what = ", ".join(f"{w} ({_describe_bad(a)})" for w, _, a in bad[:3])
-    names = _value_names(graph)
-    wanted = "nan" if any(np.isnan(np.asarray(a, dtype=np.float64)).any() for _, _, a in bad) else "inf"
-    needed = _ancestors([v for _, v, _ in bad])
-    try:
-        env = _interpreter_values(graph, inputs)
-    except GraphcError:
-        env = None
-    if env is not None:
-        for v, a in zip(graph.inputs, inputs):
-            if id(v) in needed and not _finite(a):
-                raise AnomalyError(graph.name, f"the compiled step produced {what}: graph input %{v.name} "
-                                               f"({v.kind}) already holds {_describe_bad(a)}",
-                                   loc=(), hint="the NaN/inf came in with the data or state; check where "
-                                                f"%{v.name} was last written")
-        for node in graph.nodes:
-            if id(node) not in needed:
-                continue
-            out = env.get(id(node.out))
-            if out is None or _finite(out):
-                continue
-            if wanted == "nan" and not np.isnan(np.asarray(out, dtype=np.float64)).any():
-                continue
-            inputs_text = ", ".join(_type_text(env[id(v)]) for v in node.inputs)
-            raise AnomalyError(node.op, f"produced {_describe_bad(out)} in compiled graph `{graph.name}` "
-                                        f"(the first node to do so; the step returned {what})",
-                               loc=node.loc or (), detail=f"{_ir_line(node, names)}; inputs: {inputs_text}",
-                               hint=_HINTS.get(node.op, _DEFAULT_HINT))
-    raise AnomalyError(graph.name, f"the compiled step produced {what}, but the interpreter computes finite "
-                                   f"values for every node on the same inputs",
-                       loc=(), hint="the backend itself produced them: run graphc.verify(fn, *args) to find the "
-                                    "node whose compiled code differs")
-
-
-def _ancestors(values):
-    """ids of the nodes the given values depend on (themselves included)."""
-    seen, stack = set(), [v.node for v in values if v.node is not None]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.extend(v.node for v in node.inputs if v.node is not None)
-    return seen | {id(v) for v in _inputs_reached(values)}
-
-
-def _inputs_reached(values):
-    out, seen, stack = [], set(), list(values)
-    while stack:
-        v = stack.pop()
-        if id(v) in seen:
-            continue
-        seen.add(id(v))
-        if v.node is None:
-            out.append(v)
-        else:
-            stack.extend(v.node.inputs)
-    return out
-
-
-class detect_anomaly(contextlib.ContextDecorator):
-    """Inside the block every op result is checked for NaN/inf, in forward and backward, eager or compiled.
-
-        with graphc.detect_anomaly():          # or graphc.autograd.detect_anomaly()
-            loss = crit(net(x), y); loss.backward()
-        AnomalyError: log: produced NaN (1 of 4) from finite inputs
-          at train.py:12   loss = torch.log(p).mean()
-
-    Eager mode checks each op as it runs (and, in backward, names the VJP that produced the value and
-    the forward line). A compiled call checks its results and updated state; if one holds NaN/inf, the
-    graph is replayed through the interpreter to name the first node that produced it. Slow: for
-    debugging. check_nan=False turns the checks off inside the block (as in PyTorch).
-    """
-
-    def __init__(self, check_nan=True):
-        self.check_nan = bool(check_nan)
-
-    def __enter__(self):
-        _install_entry_hook()
-        self._prev = (_context.anomaly, _anomaly_state.check_nan)
-        _context.anomaly = check_op_result
-        _anomaly_state.check_nan = self.check_nan
-        return self
-
-    def __exit__(self, *exc):
-        _context.anomaly, _anomaly_state.check_nan = self._prev
-        return False
-
-
-class set_detect_anomaly(detect_anomaly):
-    """Switch anomaly detection on or off (also as a context manager).   graphc.autograd.set_detect_anomaly(True)"""
-
-    def __init__(self, mode, check_nan=True):
-        super().__init__(check_nan)
-        self.mode = bool(mode)
-        self._prev = (_context.anomaly, _anomaly_state.check_nan)
-        if self.mode:
-            _install_entry_hook()
-        _context.anomaly = check_op_result if self.mode else False
-        _anomaly_state.check_nan = self.check_nan
-
-    def __enter__(self):
-        return self
-
-
-def is_anomaly_enabled():
-    return bool(_context.anomaly)

@@ -18,7 +18,27 @@ def _index(idx, size):
     return idx % size
 
 
-class Sequential(Module):
+class _Indexed(Module):
+    """What Sequential and ModuleList share: len, iteration, and deletion that renumbers as torch does."""
+
+    def __delitem__(self, idx):
+        keys = list(self._modules)
+        for key in (keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(self))]]):
+            delattr(self, key)
+        # keep the keys 0..n-1, as torch does
+        modules = list(self._modules.values())
+        self._modules.clear()
+        for i, m in enumerate(modules):
+            self._modules[str(i)] = m
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class Sequential(_Indexed):
     """Calls its modules in order.   Sequential(Linear(2, 3), ReLU())[0] -> Linear(...)"""
 
     def __init__(self, *args):
@@ -38,22 +58,6 @@ class Sequential(Module):
     def __setitem__(self, idx, module):
         key = list(self._modules)[_index(idx, len(self))]
         setattr(self, key, module)
-
-    def __delitem__(self, idx):
-        keys = list(self._modules)
-        for key in (keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(self))]]):
-            delattr(self, key)
-        # keep the keys 0..n-1, as torch does
-        modules = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(modules):
-            self._modules[str(i)] = m
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
 
     def __add__(self, other):
         if not isinstance(other, Sequential):
@@ -94,7 +98,7 @@ class Sequential(Module):
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_Indexed):
     """A list of modules whose parameters the parent registers.   ModuleList([Linear(2, 2)] * 3)"""
 
     def __init__(self, modules=None):
@@ -109,21 +113,6 @@ class ModuleList(Module):
 
     def __setitem__(self, idx, module):
         setattr(self, str(_index(idx, len(self))), module)
-
-    def __delitem__(self, idx):
-        keys = list(self._modules)
-        for key in (keys[idx] if isinstance(idx, slice) else [str(_index(idx, len(self)))]):
-            delattr(self, key)
-        modules = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(modules):
-            self._modules[str(i)] = m
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
 
     def __iadd__(self, modules):
         return self.extend(modules)

@@ -22,6 +22,7 @@ from .functional import (abs, add, allclose, amax, amin, arange, argmax, argmin,
 from .random import (Generator, bernoulli, default_generator, initial_seed, manual_seed, rand, rand_like, randint,
                      randn, randn_like, randperm, seed)
 from .tensor import Size, Tensor
+from .version import __version__  # noqa: F401
 
 float32 = float = _np.dtype("float32")
 float64 = double = _np.dtype("float64")
@@ -35,7 +36,6 @@ bool = _np.dtype("bool")
 FloatTensor = Tensor
 LongTensor = Tensor
 
-__version__ = "0.1.0"
 
 if _os.environ.get("GRAPHC_NUM_THREADS"):
     from .threads import set_num_threads as _set_num_threads

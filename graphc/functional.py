@@ -9,6 +9,7 @@ as a Tensor method at the bottom of this module.
 from __future__ import annotations
 
 import builtins
+import sys
 import collections
 import warnings
 
@@ -17,7 +18,7 @@ import numpy as np
 from . import _context
 from .errors import DTypeError, ShapeError
 from .ops.movement import normalize_index
-from .ops.registry import fmt_shape, normalize_axes
+from .ops.registry import fmt_shape, normalize_axes, register_functions
 from .tensor import DEFAULT_DTYPE, Size, Tensor, apply, as_tensor_like
 
 TENSOR_METHODS = {}
@@ -702,3 +703,7 @@ TENSOR_METHODS["equal"] = equal
 
 for _name, _fn in TENSOR_METHODS.items():
     setattr(Tensor, _name, _fn)
+
+
+# VJP rules in the op table build their gradients from these functions (see ops.registry.fn).
+register_functions(sys.modules[__name__])

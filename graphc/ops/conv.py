@@ -9,7 +9,7 @@ the backward correct on ties, where a mask `x == pooled` would send gradient to 
 from __future__ import annotations
 
 from ..errors import DTypeError, ShapeError
-from .registry import CONV, MOVEMENT, defop, fmt_shape, require_float
+from .registry import CONV, MOVEMENT, defop, fmt_shape, fn, require_float
 
 
 def _kernels(name):
@@ -51,11 +51,10 @@ class Conv2d:
         return _kernels("conv2d")(x, w, stride, padding)
 
     def vjp(g, ans, x, w, stride, padding, needs=(True, True)):
-        from .. import functional as F
-        gx = F.apply_op("conv2d_grad_input", g, w, input_hw=tuple(x.shape[2:]), stride=stride,
-                        padding=padding) if needs[0] else None
-        gw = F.apply_op("conv2d_grad_weight", g, x, kernel_hw=tuple(w.shape[2:]), stride=stride,
-                        padding=padding) if needs[1] else None
+        gx = fn.apply_op("conv2d_grad_input", g, w, input_hw=tuple(x.shape[2:]), stride=stride,
+                         padding=padding) if needs[0] else None
+        gw = fn.apply_op("conv2d_grad_weight", g, x, kernel_hw=tuple(w.shape[2:]), stride=stride,
+                         padding=padding) if needs[1] else None
         return gx, gw
 
 
@@ -73,9 +72,8 @@ class Conv2dGradInput:
 
     def vjp(g, ans, gy, w, input_hw, stride, padding):
         # <g, convT(gy, w)> = <conv(g, w), gy> = <w, grad_weight(gy, g)>
-        from .. import functional as F
-        return (F.apply_op("conv2d", g, w, stride=stride, padding=padding),
-                F.apply_op("conv2d_grad_weight", gy, g, kernel_hw=tuple(w.shape[2:]), stride=stride, padding=padding))
+        return (fn.apply_op("conv2d", g, w, stride=stride, padding=padding),
+                fn.apply_op("conv2d_grad_weight", gy, g, kernel_hw=tuple(w.shape[2:]), stride=stride, padding=padding))
 
 
 def _infer_grad_weight(gy, x, kernel_hw, stride, padding):
@@ -92,9 +90,8 @@ class Conv2dGradWeight:
 
     def vjp(g, ans, gy, x, kernel_hw, stride, padding):
         # <g, gw(gy, x)> = <conv(x, g), gy> = <x, convT(gy, g)>
-        from .. import functional as F
-        return (F.apply_op("conv2d", x, g, stride=stride, padding=padding),
-                F.apply_op("conv2d_grad_input", gy, g, input_hw=tuple(x.shape[2:]), stride=stride, padding=padding))
+        return (fn.apply_op("conv2d", x, g, stride=stride, padding=padding),
+                fn.apply_op("conv2d_grad_input", gy, g, input_hw=tuple(x.shape[2:]), stride=stride, padding=padding))
 
 
 def _infer_pool_argmax(x, kernel, stride, padding):
@@ -132,8 +129,7 @@ class MaxPool2dGather:
         return _kernels("maxpool2d_gather")(x, idx)
 
     def vjp(g, ans, x, idx):
-        from .. import functional as F
-        return (F.apply_op("maxpool2d_scatter", g, idx, input_hw=tuple(x.shape[2:])), None)
+        return (fn.apply_op("maxpool2d_scatter", g, idx, input_hw=tuple(x.shape[2:])), None)
 
 
 def _infer_scatter(gy, idx, input_hw):
@@ -149,5 +145,4 @@ class MaxPool2dScatter:
         return _kernels("maxpool2d_scatter")(gy, idx, tuple(input_hw))
 
     def vjp(g, ans, gy, idx, input_hw):
-        from .. import functional as F
-        return (F.apply_op("maxpool2d_gather", g, idx), None)
+        return (fn.apply_op("maxpool2d_gather", g, idx), None)

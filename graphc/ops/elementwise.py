@@ -11,14 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DTypeError
-from .registry import (ELEMENTWISE, binary_bool, binary_same, broadcast_shapes, defop, require_float,
+from .registry import (ELEMENTWISE, binary_bool, binary_same, broadcast_shapes, defop, fn, require_float,
                        same_dtype, unary_float, unary_same)
 
-
-def _F():
-    # VJP rules call graphc functions; imported late because the function layer imports this table.
-    from .. import functional
-    return functional
 
 
 # --- unary --------------------------------------------------------------------------------------
@@ -77,7 +72,7 @@ class Abs:
     scalar = "abs({0})"
 
     def vjp(g, ans, x):
-        return (g * _F().sign(x),)
+        return (g * fn.sign(x),)
 
 
 @defop("sign", kind=ELEMENTWISE, infer=unary_same("sign"), nondiff=True)
@@ -98,7 +93,7 @@ class Relu:
 
     def vjp(g, ans, x):
         # NOTE: the gradient at exactly 0 is 0, as in PyTorch; a mask on ans > 0 gives just that.
-        return (_F().where(ans > 0, g, 0.0),)
+        return (fn.where(ans > 0, g, 0.0),)
 
 
 @defop("sigmoid", kind=ELEMENTWISE, infer=unary_float("sigmoid"))
@@ -142,7 +137,7 @@ class PowScalar:
     def vjp(g, ans, x, exponent):
         if exponent == 2:
             return (g * x * 2.0,)
-        return (g * _F().pow(x, exponent - 1) * float(exponent),)
+        return (g * fn.pow(x, exponent - 1) * float(exponent),)
 
 
 @defop("clamp", kind=ELEMENTWISE, infer=unary_same("clamp"), attrs=("min", "max"))
@@ -155,14 +150,13 @@ class Clamp:
         return np.clip(x, min, max).astype(x.dtype, copy=False)
 
     def vjp(g, ans, x, min=None, max=None):
-        F = _F()
         inside = None
         if min is not None:
             inside = x >= min
         if max is not None:
             upper = x <= max
-            inside = upper if inside is None else F.logical_and(inside, upper)
-        return (g if inside is None else F.where(inside, g, 0.0),)
+            inside = upper if inside is None else fn.logical_and(inside, upper)
+        return (g if inside is None else fn.where(inside, g, 0.0),)
 
 
 def _infer_cast(x, dtype):
@@ -249,9 +243,8 @@ class Maximum:
 
     def vjp(g, ans, a, b):
         # Ties send the gradient to a, like numpy's argmax would pick the first.
-        F = _F()
         a_wins = a >= b
-        return (F.where(a_wins, g, 0.0), F.where(a_wins, 0.0, g))
+        return (fn.where(a_wins, g, 0.0), fn.where(a_wins, 0.0, g))
 
 
 @defop("minimum", kind=ELEMENTWISE, infer=binary_same("minimum"))
@@ -261,9 +254,8 @@ class Minimum:
     scalar = "min({0}, {1})"
 
     def vjp(g, ans, a, b):
-        F = _F()
         a_wins = a <= b
-        return (F.where(a_wins, g, 0.0), F.where(a_wins, 0.0, g))
+        return (fn.where(a_wins, g, 0.0), fn.where(a_wins, 0.0, g))
 
 
 def _comparison(name, ufunc, symbol):
@@ -316,5 +308,4 @@ class Where:
         return np.where(cond, a, b)
 
     def vjp(g, ans, cond, a, b):
-        F = _F()
-        return (None, F.where(cond, g, 0.0), F.where(cond, 0.0, g))
+        return (None, fn.where(cond, g, 0.0), fn.where(cond, 0.0, g))

@@ -7,12 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from .registry import MOVEMENT, broadcast_shapes, defop, fmt_shape
+from .registry import MOVEMENT, broadcast_shapes, defop, fmt_shape, fn
 
-
-def _F():
-    from .. import functional
-    return functional
 
 
 def _infer_reshape(x, shape):
@@ -72,7 +68,7 @@ class BroadcastTo:
         return np.broadcast_to(x, shape)
 
     def vjp(g, ans, x, shape):
-        return (_F().sum_to(g, tuple(x.shape)),)
+        return (fn.sum_to(g, tuple(x.shape)),)
 
 
 # --- basic indexing --------------------------------------------------------------------------
@@ -150,7 +146,7 @@ class GetItem:
         return np.asarray(x[to_numpy_index(index)])
 
     def vjp(g, ans, x, index):
-        return (_F().apply_op("getitem_grad", g, index=index, shape=tuple(x.shape)),)
+        return (fn.apply_op("getitem_grad", g, index=index, shape=tuple(x.shape)),)
 
 
 def _infer_getitem_grad(g, index, shape):
@@ -168,7 +164,7 @@ class GetItemGrad:
         return out
 
     def vjp(gg, ans, g, index, shape):
-        return (_F().apply_op("getitem", gg, index=index).reshape(tuple(g.shape)),)
+        return (fn.apply_op("getitem", gg, index=index).reshape(tuple(g.shape)),)
 
 
 def _infer_concat(*xs, axis):
@@ -202,6 +198,6 @@ class Concat:
         for x in xs:
             stop = start + x.shape[axis]
             index = tuple((start, stop, 1) if d == axis else (0, n, 1) for d, n in enumerate(ans.shape))
-            grads.append(_F().apply_op("getitem", g, index=index))
+            grads.append(fn.apply_op("getitem", g, index=index))
             start = stop
         return tuple(grads)

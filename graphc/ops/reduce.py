@@ -7,12 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from .registry import REDUCE, defop, normalize_axes
+from .registry import REDUCE, defop, fn, normalize_axes
 
-
-def _F():
-    from .. import functional
-    return functional
 
 
 def reduced_shape(shape, axes, keepdim):
@@ -39,7 +35,7 @@ def expand_back(g, shape, axes, keepdim):
     """Broadcast a reduced gradient back to the input shape (a VJP helper)."""
     if not keepdim:
         g = g.reshape(reduced_shape(shape, axes, True))
-    return _F().broadcast_to(g, shape)
+    return fn.broadcast_to(g, shape)
 
 
 @defop("sum", kind=REDUCE, infer=_infer_reduce("sum"), attrs=("axes", "keepdim"))

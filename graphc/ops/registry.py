@@ -92,6 +92,30 @@ def get_op(name):
         raise KeyError(f"no op named {name!r}; the op table has: {', '.join(sorted(OPS))}") from None
 
 
+class FunctionLayer:
+    """The composite functions (graphc.functional), as VJP rules see them: `fn.where(m, g, 0.0)`.
+
+    The function layer sits above this table and registers itself here when it is imported
+    (`register_functions`), so a VJP rule can build gradients from graphc functions while the
+    table never imports the layer above it.
+    """
+
+    _module = None
+
+    def __getattr__(self, name):
+        if FunctionLayer._module is None:
+            raise RuntimeError("graphc.functional is not loaded yet: import graphc before running a VJP rule")
+        return getattr(FunctionLayer._module, name)
+
+
+fn = FunctionLayer()
+
+
+def register_functions(module):
+    """Called once by graphc.functional: VJP rules reach it through `fn`."""
+    FunctionLayer._module = module
+
+
 # --- shape and dtype rules shared by many ops -------------------------------------------------
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))

@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from ... import __version__
+from ...version import __version__
 from ...config import settings
 from ...errors import BackendError
 from ...ir.printer import format_attr

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ... import __version__
+from ...version import __version__
 from ...errors import BackendError
 from ...ir.printer import format_attr
 from ...ops.source import GOLDEN, MIX1, MIX2

@@ -9,8 +9,10 @@ as a Tensor method at the bottom of this module.
 from __future__ import annotations
 
 import builtins
-import sys
 import collections
+import math
+import sys
+import types
 import warnings
 
 import numpy as np
@@ -109,6 +111,24 @@ def tanh(x):
 @method
 def square(x):
     return x * x
+
+
+@method
+def erf(x):
+    """The Gauss error function.   erf(tensor([0., 1.])) -> [0., 0.8427]"""
+    return apply("erf", _float(x))
+
+
+@method
+def isnan(x):
+    """Where x is NaN, a bool tensor.   isnan(tensor([1., nan])) -> [False, True]"""
+    return apply("isnan", _t(x))
+
+
+@method
+def isinf(x):
+    """Where x is +-inf, a bool tensor.   isinf(tensor([1., -inf])) -> [False, True]"""
+    return apply("isinf", _t(x))
 
 
 @method(names=("clamp", "clip"))
@@ -284,7 +304,8 @@ def var(x, dim=None, unbiased=True, keepdim=False, correction=None):
     n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
     ddof = (1 if unbiased else 0) if correction is None else correction
     d = x - mean(x, axes, keepdim=True)
-    return sum(d * d, axes, keepdim) / float(builtins.max(n - ddof, 1))
+    # As torch: fewer elements than the correction gives inf / nan, not a silently biased value.
+    return sum(d * d, axes, keepdim) / float(builtins.max(n - ddof, 0))
 
 
 @method
@@ -292,7 +313,10 @@ def std(x, dim=None, unbiased=True, keepdim=False, correction=None):
     return sqrt(var(x, dim, unbiased, keepdim, correction))
 
 
-MaxResult = collections.namedtuple("max", ["values", "indices"])
+# torch.return_types: named (values, indices) pairs, indexable and unpackable like a tuple.
+return_types = types.SimpleNamespace(**{name: collections.namedtuple(name, ["values", "indices"])
+                                        for name in ("max", "min", "sort", "topk", "cummax")})
+MaxResult = return_types.max
 
 
 @method
@@ -336,7 +360,7 @@ def min(x, dim=None, keepdim=False):
     if dim is None:
         return amin(x)
     values, idx = max(-x, dim, keepdim)
-    return MaxResult(-values, idx)
+    return return_types.min(-values, idx)
 
 
 @method
@@ -353,7 +377,11 @@ def argmin(x, dim=None, keepdim=False):
 
 @method
 def logsumexp(x, dim, keepdim=False):
+    """log(sum(exp(x), dim)), shifted by the max so exp never overflows.   logsumexp(tensor([0., 0.]), 0) -> 0.6931"""
+    x = _float(x)
     m = amax(x, dim, keepdim=True).detach()
+    # A slice of all -inf (or a +inf) has max +-inf, and x - m would be nan: shift those by 0 instead.
+    m = where(isinf(m), Tensor._constant(np.zeros((), m.dtype)), m)
     out = log(sum(exp(x - m), dim, keepdim=True)) + m
     return out if keepdim else squeeze(out, dim)
 
@@ -557,9 +585,224 @@ def stack(tensors, dim=0):
     return cat(tensors, dim)
 
 
+def _slice_dim(x, dim, start, stop):
+    """x[..., start:stop, ...] along dim, one getitem.   _slice_dim(x[4,6], 1, 2, 4) -> x[:, 2:4]"""
+    return apply("getitem", x, index=tuple((start, stop, 1) if d == dim else (0, n, 1) for d, n in enumerate(x.shape)))
+
+
+@method
+def split(tensor, split_size_or_sections, dim=0):
+    """Pieces of split_size along dim (the last may be shorter), or pieces of the listed sizes.   split(x[5], 2) -> sizes 2, 2, 1"""
+    if tensor.ndim == 0:
+        raise ShapeError("split", "cannot split a 0-d tensor", hint="reshape it to at least 1 dimension first")
+    dim = _dim("split", dim, tensor.ndim)
+    n = tensor.shape[dim]
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sizes = [int(s) for s in split_size_or_sections]
+        if builtins.sum(sizes) != n or builtins.any(s < 0 for s in sizes):
+            raise ShapeError("split", f"split sizes {sizes} do not add up to the size {n} of dim {dim} "
+                                      f"(a tensor of shape {fmt_shape(tensor.shape)})",
+                             hint=f"give non-negative sizes that sum to {n}, or one int for equal pieces")
+    else:
+        size = int(split_size_or_sections)
+        if size <= 0 and n > 0 or size < 0:
+            raise ShapeError("split", f"split_size must be positive, got {size}",
+                             hint="give the size of each piece (the last one may be shorter)")
+        sizes = [builtins.min(size, n - start) for start in range(0, n, size)] if n else [0]
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(_slice_dim(tensor, dim, start, start + size))
+        start += size
+    return tuple(pieces)
+
+
+@method
+def chunk(input, chunks, dim=0):
+    """chunks pieces of equal size ceil(n / chunks) along dim (the last may be shorter, and there may be fewer).   chunk(x[5], 2) -> sizes 3, 2"""
+    if int(chunks) <= 0:
+        raise ShapeError("chunk", f"chunks must be positive, got {chunks}", hint="ask for 1 or more pieces")
+    if input.ndim == 0:
+        raise ShapeError("chunk", "cannot chunk a 0-d tensor", hint="reshape it to at least 1 dimension first")
+    n = input.shape[_dim("chunk", dim, input.ndim)]
+    return split(input, builtins.max(-(-n // int(chunks)), 1), dim)
+
+
+def _index_tensor(op, index, allowed=("int64",)):
+    if not isinstance(index, Tensor):
+        raise DTypeError(op, f"expected the index to be a tensor, got {type(index).__name__}",
+                         hint="wrap it with graphc.tensor([...])")
+    if index.dtype.name not in allowed:
+        raise DTypeError(op, f"expected an index of dtype {' or '.join(allowed)}, got {index.dtype}",
+                         hint="convert the index with .long()")
+    return index
+
+
+@method
+def gather(input, dim, index, *, sparse_grad=False):
+    """out[i][j] = input[i][index[i][j]] for dim=1.   gather(tensor([[1., 2.], [3., 4.]]), 1, tensor([[1], [0]])) -> [[2.], [3.]]"""
+    index = _index_tensor("gather", index)
+    return apply("gather", input, index, axis=_dim("gather", dim, input.ndim))
+
+
+def _scatter_src(op, input, index, src, value):
+    if src is None:
+        src = value
+    if src is None:
+        raise ShapeError(op, "needs src (a tensor) or value (a number)", hint=f"call {op}(dim, index, src)")
+    if not isinstance(src, Tensor):
+        return full(tuple(index.shape), src, dtype=input.dtype)
+    return src
+
+
+@method
+def scatter(input, dim, index, src=None, value=None, *, reduce=None):
+    """input with src written at index along dim.   scatter(zeros(3), 0, tensor([2, 0]), tensor([5., 6.])) -> [6., 0., 5.]"""
+    index = _index_tensor("scatter", index)
+    src = _scatter_src("scatter", input, index, src, value)
+    if reduce == "add":
+        return scatter_add(input, dim, index, src)
+    if reduce is not None:
+        raise ShapeError("scatter", f"reduce={reduce!r} is not supported", hint="use reduce='add' or scatter_add")
+    return apply("scatter", input, index, src, axis=_dim("scatter", dim, input.ndim))
+
+
+@method
+def scatter_add(input, dim, index, src):
+    """input with src added at index along dim, repeats accumulating.   scatter_add(zeros(2), 0, tensor([1, 1]), tensor([2., 3.])) -> [0., 5.]"""
+    index = _index_tensor("scatter_add", index)
+    src = _scatter_src("scatter_add", input, index, src, None)
+    return apply("scatter_add", input, index, src, axis=_dim("scatter_add", dim, input.ndim))
+
+
+TENSOR_METHODS["scatter_"] = lambda x, dim, index, src=None, value=None, *, reduce=None: \
+    x._assign(scatter(x, dim, index, src, value, reduce=reduce))
+TENSOR_METHODS["scatter_add_"] = lambda x, dim, index, src: x._assign(scatter_add(x, dim, index, src))
+
+
+@method
+def index_select(input, dim, index):
+    """The slices at index along dim.   index_select(x[4,3], 0, tensor([2, 0])) -> rows 2 and 0, shape [2,3]"""
+    index = _index_tensor("index_select", index, ("int64", "int32"))
+    dim = _dim("index_select", dim, input.ndim)
+    if index.ndim > 1:
+        raise ShapeError("index_select", f"the index must be 1-D, got shape {fmt_shape(index.shape)}",
+                         hint="flatten the index, or use gather for an index of the input's rank")
+    if input.ndim == 0:
+        return reshape(gather(reshape(input, (1,)), 0, reshape(index.long(), (-1,))), tuple(index.shape))
+    n = builtins.max(index.numel(), 0)
+    if not index._is_traced():      # torch names index_select in this error; gather would say gather
+        from .ops.gather import check_index_values
+        check_index_values("index_select", index._value.reshape(-1), input.shape[dim], dim, tuple(input.shape))
+    shape = tuple(n if d == dim else s for d, s in enumerate(input.shape))
+    along = reshape(index.long(), tuple(n if d == dim else 1 for d in range(input.ndim)))
+    return gather(input, dim, broadcast_to(along, shape))
+
+
+@method
+def repeat(input, *sizes):
+    """Tile along each dim (leading sizes add dims).   repeat(tensor([1., 2.]), 2, 2) -> [[1., 2., 1., 2.], [1., 2., 1., 2.]]"""
+    sizes = _shape_arg(sizes)
+    if len(sizes) < input.ndim:
+        raise ShapeError("repeat", f"{len(sizes)} repeat counts for a tensor of {input.ndim} dimensions "
+                                   f"(shape {fmt_shape(input.shape)})",
+                         hint="give at least one count per dimension")
+    if builtins.any(r < 0 for r in sizes):
+        raise ShapeError("repeat", f"repeat counts must be non-negative, got {sizes}")
+    shape = (1,) * (len(sizes) - input.ndim) + tuple(input.shape)
+    # (s0, s1) -> (1, s0, 1, s1) -> broadcast (r0, s0, r1, s1) -> (r0*s0, r1*s1): the copy index is the outer one.
+    paired = tuple(v for s in shape for v in (1, s))
+    tiled = tuple(v for r, s in zip(sizes, shape) for v in (r, s))
+    return reshape(broadcast_to(reshape(input, paired), tiled), tuple(r * s for r, s in zip(sizes, shape)))
+
+
+def _triangle(op, x, diagonal, lower):
+    if x.ndim < 2:
+        raise ShapeError(op, f"expected a tensor of 2 or more dimensions, got shape {fmt_shape(x.shape)}",
+                         hint="tril/triu act on the last two dims (matrices)")
+    rows, cols = x.shape[-2:]
+    keep = np.tri(rows, cols, int(diagonal), dtype=np.bool_)   # the iota mask col - row <= diagonal
+    keep = keep if lower else ~np.tri(rows, cols, int(diagonal) - 1, dtype=np.bool_)
+    return where(Tensor._constant(keep), x, Tensor._constant(np.zeros((), x.dtype)))
+
+
+@method
+def tril(input, diagonal=0):
+    """Keep the lower triangle (col - row <= diagonal) of the last two dims.   tril(ones(2, 2)) -> [[1., 0.], [1., 1.]]"""
+    return _triangle("tril", input, diagonal, True)
+
+
+@method
+def triu(input, diagonal=0):
+    """Keep the upper triangle (col - row >= diagonal) of the last two dims.   triu(ones(2, 2)) -> [[1., 1.], [0., 1.]]"""
+    return _triangle("triu", input, diagonal, False)
+
+
+@method
+def cumsum(input, dim, *, dtype=None):
+    """Running sum along dim (ints sum in int64).   cumsum(tensor([1., 2., 3.]), 0) -> [1., 3., 6.]"""
+    x = _t(input) if dtype is None else _t(input).to(dtype)
+    return apply("cumsum", x, axis=_dim("cumsum", dim, x.ndim))
+
+
+# --- sorting ------------------------------------------------------------------------------------
+
+@method
+def argsort(input, dim=-1, descending=False, stable=False):
+    """Indices that sort along dim (always stable).   argsort(tensor([3., 1., 2.])) -> [1, 2, 0]"""
+    return apply("argsort", input, axis=_dim("argsort", dim, input.ndim), descending=bool(descending))
+
+
+@method
+def sort(input, dim=-1, descending=False, stable=False):
+    """(values, indices) sorted along dim.   sort(tensor([3., 1.])) -> sort(values=[1., 3.], indices=[1, 0])"""
+    if input.ndim == 0:
+        return return_types.sort(input, zeros((), dtype=np.int64))
+    dim = _dim("sort", dim, input.ndim)
+    idx = argsort(input, dim, descending)
+    return return_types.sort(gather(input, dim, idx), idx)
+
+
+@method
+def topk(input, k, dim=-1, largest=True, sorted=True):
+    """The k largest (or smallest) along dim, sorted.   topk(tensor([1., 3., 2.]), 2) -> topk(values=[3., 2.], indices=[1, 2])"""
+    if input.ndim == 0:
+        if int(k) not in (0, 1):
+            raise ShapeError("topk", f"k ({k}) is out of range for a 0-d tensor", hint="k must be 0 or 1")
+        return return_types.topk(input, zeros((), dtype=np.int64))
+    dim = _dim("topk", dim, input.ndim)
+    n = input.shape[dim]
+    if not 0 <= int(k) <= n:
+        raise ShapeError("topk", f"k ({k}) is out of range for dimension {dim} of size {n} "
+                                 f"(a tensor of shape {fmt_shape(input.shape)})", hint=f"k must lie in 0 .. {n}")
+    idx = _slice_dim(argsort(input, dim, descending=largest), dim, 0, int(k))
+    return return_types.topk(gather(input, dim, idx), idx)
+
+
+# --- norms ----------------------------------------------------------------------------------------
+
+@method
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
+    """The p-norm over dim (all elements when dim is None); p = 'fro', a number, inf or -inf.   norm(tensor([3., 4.])) -> 5."""
+    x = _float(input) if dtype is None else _t(input).to(dtype)
+    if isinstance(p, str) and p != "fro":
+        raise ShapeError("norm", f"p={p!r} is not supported", hint="use p='fro', a number, inf or -inf")
+    if p == "fro" or p == 2:
+        return sqrt(sum(x * x, dim, keepdim))
+    a = abs(x)
+    if p == math.inf:
+        return amax(a, dim, keepdim)
+    if p == -math.inf:
+        return amin(a, dim, keepdim)
+    if p == 0:
+        return sum((x != 0).to(x.dtype), dim, keepdim)
+    if p == 1:
+        return sum(a, dim, keepdim)
+    return pow(sum(pow(a, p), dim, keepdim), 1.0 / p)
+
+
 # --- linear algebra -------------------------------------------------------------------------------
 
-@method(names=("matmul", "mm", "bmm"))
+@method
 def matmul(a, b):
     """a @ b with numpy's rules: 1-D operands are lifted to matrices and the added dim removed again."""
     a, b = _t(a), _t(b, a)
@@ -579,11 +822,149 @@ def matmul(a, b):
     return out
 
 
-mm = bmm = matmul
+@method
+def mm(input, mat2):
+    """The product of two matrices (2-D only, as torch.mm).   mm(x[2,3], y[3,4]) -> [2,4]"""
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise ShapeError("mm", f"expected two matrices, got {fmt_shape(input.shape)} @ {fmt_shape(mat2.shape)}",
+                         hint="use matmul (or @) for batched or 1-D operands")
+    return matmul(input, mat2)
+
+
+@method
+def bmm(input, mat2):
+    """Batched matrix product of two 3-D tensors with the same batch size.   bmm(x[5,2,3], y[5,3,4]) -> [5,2,4]"""
+    if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
+        raise ShapeError("bmm", f"expected two 3-D tensors with the same batch size, got {fmt_shape(input.shape)} @ "
+                                f"{fmt_shape(mat2.shape)}",
+                         hint="use matmul (or @), which broadcasts batch dims and takes any rank")
+    return matmul(input, mat2)
 
 
 def dot(a, b):
     return sum(a * b)
+
+
+# --- einsum ---------------------------------------------------------------------------------------
+# Written on permute/reshape/matmul/sum: each operand first takes its diagonals (a repeated
+# subscript) and sums the subscripts nobody else uses; then operands are contracted left to right,
+# each pair as one (batch, left, contracted) @ (batch, contracted, right) matmul.  Ellipsis dims are
+# labelled 0, 1, ... aligned from the right, and broadcast like any size-1 dim.
+
+def einsum(equation, *operands):
+    """Einstein summation.   einsum('ij,jk->ik', a, b) == a @ b;  einsum('bij->bji', x);  einsum('...ii->...i', x)"""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    operands = [_t(o) for o in operands]
+    terms, out = _einsum_parse(equation, operands)
+    if len({o.dtype for o in operands}) > 1:
+        raise DTypeError("einsum", f"operands have different dtypes: {', '.join(str(o.dtype) for o in operands)}",
+                         hint="convert them to one dtype with .to(dtype) / .float()")
+    sizes = _einsum_sizes(equation, terms, operands)
+    ops = []
+    for i, (x, labels) in enumerate(zip(operands, terms)):
+        full_shape = tuple(sizes[l] for l in labels)
+        if tuple(x.shape) != full_shape:
+            x = broadcast_to(x, full_shape)
+        x, labels = _einsum_diagonals(x, labels)
+        others = set(out).union(*[set(t) for j, t in enumerate(terms) if j != i])
+        alone = [d for d, l in enumerate(labels) if l not in others]
+        if alone:
+            x = sum(x, tuple(alone))
+            labels = [l for l in labels if l in others]
+        ops.append((x, labels))
+    x, labels = ops[0]
+    for i in range(1, len(ops)):
+        keep = set(out).union(*[set(l) for _, l in ops[i + 1:]])
+        x, labels = _einsum_pair(x, labels, *ops[i], keep, sizes)
+    return permute(x, tuple(labels.index(l) for l in out)) if labels else x
+
+
+def _einsum_parse(equation, operands):
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    raw = lhs.split(",")
+    if len(raw) != len(operands):
+        raise ShapeError("einsum", f"the equation {equation!r} has {len(raw)} operand(s) but {len(operands)} "
+                                   f"tensor(s) were given", hint="give one comma-separated term per tensor")
+    for term in raw + [rhs]:
+        if not builtins.all(c.isascii() and c.isalpha() for c in term.replace("...", "")):
+            raise ShapeError("einsum", f"invalid subscripts {term!r} in {equation!r}",
+                             hint="subscripts are letters a-z / A-Z, with at most one '...' per term")
+    n_ell = []
+    for term, x in zip(raw, operands):
+        named = len(term.replace("...", ""))
+        if "..." in term and named <= x.ndim or "..." not in term and named == x.ndim:
+            n_ell.append(x.ndim - named)
+            continue
+        raise ShapeError("einsum", f"the subscripts {term!r} name {named} dimension(s) but the operand has shape "
+                                   f"{fmt_shape(x.shape)}", hint="one letter per dimension, or '...' for the rest")
+    width = builtins.max(n_ell, default=0)
+
+    def labels(term, k):
+        head, _, tail = term.partition("...")
+        return list(head) + list(range(width - k, width)) + list(tail) if "..." in term else list(term)
+    terms = [labels(t, k) for t, k in zip(raw, n_ell)]
+    if arrow:
+        out = labels(rhs, width) if "..." in rhs else list(rhs)
+        seen = [l for t in terms for l in t]
+        bad = [l for l in out if isinstance(l, str) and l not in seen]
+        if bad or len(set(out)) != len(out):
+            raise ShapeError("einsum", f"the output subscripts {rhs!r} of {equation!r} must be distinct and appear "
+                                       f"in the inputs", hint="name each output dimension once, from the inputs")
+    else:   # implicit output: the ellipsis dims, then the letters used once, in alphabetical order
+        counts = collections.Counter(l for t in terms for l in t if isinstance(l, str))
+        out = list(range(width)) + sorted(l for l, c in counts.items() if c == 1)
+    return terms, out
+
+
+def _einsum_sizes(equation, terms, operands):
+    sizes = {}
+    for labels, x in zip(terms, operands):
+        for l, n in zip(labels, x.shape):
+            if sizes.get(l, 1) == 1:
+                sizes[l] = n
+            elif n not in (1, sizes[l]):
+                name = f"'{l}'" if isinstance(l, str) else "'...'"
+                raise ShapeError("einsum", f"subscript {name} has size {sizes[l]} and {n} in {equation!r} with operands "
+                                           f"{', '.join(fmt_shape(o.shape) for o in operands)}",
+                                 hint="dimensions that share a subscript must have equal sizes (or size 1)")
+    return sizes
+
+
+def _einsum_diagonals(x, labels):
+    """Take the diagonal for each repeated subscript: 'ii' -> 'i' (a mask and a sum)."""
+    labels = list(labels)
+    while len(set(labels)) != len(labels):
+        l = next(l for l in labels if labels.count(l) > 1)
+        p = labels.index(l)
+        q = labels.index(l, p + 1)
+        n = x.shape[p]
+        shape = [1] * x.ndim
+        shape[p] = shape[q] = n
+        eye = Tensor._constant(np.eye(n, dtype=np.bool_).reshape(shape))
+        x = sum(where(eye, x, Tensor._constant(np.zeros((), x.dtype))), q)
+        del labels[q]
+    return x, labels
+
+
+def _einsum_pair(a, la, b, lb, keep, sizes):
+    """Contract two operands: the shared subscripts nobody needs later are summed by a matmul."""
+    batch = [l for l in la if l in lb and l in keep]
+    contract = [l for l in la if l in lb and l not in keep]
+    left = [l for l in la if l not in lb]
+    right = [l for l in lb if l not in la]
+
+    def n(ls):
+        return int(np.prod([sizes[l] for l in ls], dtype=np.int64))
+    bsh = tuple(sizes[l] for l in batch)
+    a = reshape(permute(a, tuple(la.index(l) for l in batch + left + contract)), bsh + (n(left), n(contract)))
+    b = reshape(permute(b, tuple(lb.index(l) for l in batch + contract + right)), bsh + (n(contract), n(right)))
+    if a.dtype.kind == "f":
+        out = matmul(a, b)
+    else:   # the matmul primitive is float-only: integer einsum multiplies and sums
+        out = sum(unsqueeze(a, -1) * unsqueeze(b, -3), -2)
+    return reshape(out, bsh + tuple(sizes[l] for l in left + right)), batch + left + right
 
 
 # --- creation ---------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from .. import random as _random
 from ..tensor import Tensor, apply
 from .functional_losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,  # noqa: F401
                                 huber_loss, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
+from .functional_layers import (conv1d, conv_transpose2d, embedding, group_norm, interpolate, kl_div,  # noqa: F401
+                                layer_norm, normalize, pad_by_index, scaled_dot_product_attention, softplus)
 
 # --- activations ------------------------------------------------------------------------------
 # NOTE: inplace=True computes out of place: graphc's tape cannot record an in-place op on an
@@ -319,10 +321,12 @@ def one_hot(tensor, num_classes=-1):
 
 def pad(input, pad, mode="constant", value=None):
     """Pad the last len(pad)//2 dims: (left, right, top, bottom, ...).   pad(x[1,1,2,2], (1, 1, 1, 1)) -> [1,1,4,4]"""
-    if mode != "constant":
-        raise _unsupported("pad", f"mode={mode!r}", "only mode='constant' is implemented")
+    if mode not in ("constant", "reflect", "replicate"):
+        raise _unsupported("pad", f"mode={mode!r}", "use mode='constant', 'reflect' or 'replicate'")
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"Padding length must be divisible by 2 and at most twice the input's dims, got {len(pad)}")
+    if mode != "constant":
+        return pad_by_index(input, pad, mode)
     value = 0.0 if value is None else value
     out = input
     for k in range(len(pad) // 2):

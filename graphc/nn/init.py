@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..autograd import no_grad
+from ..tensor import Tensor
 
 
 def calculate_gain(nonlinearity, param=None):
@@ -115,6 +118,37 @@ def eye_(tensor):
     from ..functional import eye
     with no_grad():
         return tensor.copy_(eye(tensor.shape[0], tensor.shape[1], dtype=tensor.dtype))
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
+    """Fill with N(mean, std**2) truncated to [a, b] (inverse-CDF sampling, as torch does)."""
+    from scipy.special import erfinv
+    cdf = lambda x: (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0   # noqa: E731
+    lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
+    with no_grad():
+        tensor.uniform_(2 * lo - 1, 2 * hi - 1, generator=generator)
+        values = erfinv(tensor.numpy().astype(np.float64)) * std * math.sqrt(2.0) + mean
+        return tensor.copy_(Tensor._wrap(np.clip(values, a, b).astype(tensor.dtype)))
+
+
+def orthogonal_(tensor, gain=1.0, generator=None):
+    """Fill a (flattened-to-2-D) tensor with a (semi-)orthogonal matrix: QR of a normal sample, sign-fixed."""
+    if tensor.ndim < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    flat = Tensor._wrap(np.empty((rows, cols), dtype=tensor.dtype)).normal_(0.0, 1.0, generator=generator).numpy()
+    flat = flat.astype(np.float64)
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    with no_grad():
+        return tensor.copy_(Tensor._wrap((gain * q).reshape(tuple(tensor.shape)).astype(tensor.dtype)))
 
 
 # torch's deprecated spellings, still found in older example code

@@ -68,16 +68,6 @@ def silu(input, inplace=False):
     return input * G.sigmoid(input)
 
 
-def _erf(x):
-    # Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, below float32's resolution near 1): erf is no
-    # primitive, and GELU is too rare in graphc's workloads to earn one.
-    s = G.sign(x)
-    a = G.abs(x)
-    t = 1.0 / (a * 0.3275911 + 1.0)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return s * (1.0 - poly * G.exp(-(a * a)))
-
-
 def gelu(input, approximate="none"):
     """x * Phi(x) (approximate='tanh' uses torch's tanh formula).   gelu([0.]) -> [0.]"""
     if approximate == "tanh":
@@ -85,7 +75,7 @@ def gelu(input, approximate="none"):
         return input * 0.5 * (G.tanh(inner) + 1.0)
     if approximate != "none":
         raise ValueError(f"approximate argument must be either none or tanh, got {approximate!r}")
-    return input * 0.5 * (_erf(input * (1.0 / math.sqrt(2.0))) + 1.0)
+    return input * 0.5 * (G.erf(input * (1.0 / math.sqrt(2.0))) + 1.0)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):

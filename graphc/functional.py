@@ -674,9 +674,27 @@ def scatter_add(input, dim, index, src):
     return apply("scatter_add", input, index, src, axis=_dim("scatter_add", dim, input.ndim))
 
 
+def _in_place(x, compute):
+    """x = compute(x), written into x's storage.  Under eager autograd the tape follows the write, as
+    Tensor.__setitem__ does: compute sees a snapshot of the old version, so the tape has no cycle."""
+    if _context.tracer is None and _context.grad_enabled and not x._leaf_wants_grad():
+        old = Tensor._wrap(x._value.copy())
+        old.requires_grad, old._ctx = x.requires_grad, x._ctx
+        new = compute(old)
+        if new.requires_grad:
+            if x._value.flags.writeable:
+                np.copyto(x._value, new._value, casting="unsafe")   # views of x see the write
+            else:
+                x._value = new._value
+            x.requires_grad, x._ctx = True, new._ctx
+            return x
+        return x._assign(new)
+    return x._assign(compute(x))
+
+
 TENSOR_METHODS["scatter_"] = lambda x, dim, index, src=None, value=None, *, reduce=None: \
-    x._assign(scatter(x, dim, index, src, value, reduce=reduce))
-TENSOR_METHODS["scatter_add_"] = lambda x, dim, index, src: x._assign(scatter_add(x, dim, index, src))
+    _in_place(x, lambda old: scatter(old, dim, index, src, value, reduce=reduce))
+TENSOR_METHODS["scatter_add_"] = lambda x, dim, index, src: _in_place(x, lambda old: scatter_add(old, dim, index, src))
 
 
 @method

@@ -413,11 +413,12 @@ def _implicit_dim(x, dim):
 
 # --- shape ------------------------------------------------------------------------------------
 
-def _dim(op, dim, ndim):
+def _dim(op, dim, ndim, shape=None):
     """One dim, range-checked as in PyTorch (a 0-d tensor takes 0 and -1).   _dim("cat", -1, 2) -> 1"""
     n = builtins.max(ndim, 1)
     if not -n <= int(dim) < n:
-        raise ShapeError(op, f"dim {dim} is out of range for a tensor with {ndim} dimensions",
+        shown = "" if shape is None else f" (shape {fmt_shape(shape)})"
+        raise ShapeError(op, f"dim {dim} is out of range for a tensor with {ndim} dimensions{shown}",
                          hint=f"valid dims are {-n} .. {n - 1}")
     return int(dim) % n
 
@@ -595,7 +596,7 @@ def split(tensor, split_size_or_sections, dim=0):
     """Pieces of split_size along dim (the last may be shorter), or pieces of the listed sizes.   split(x[5], 2) -> sizes 2, 2, 1"""
     if tensor.ndim == 0:
         raise ShapeError("split", "cannot split a 0-d tensor", hint="reshape it to at least 1 dimension first")
-    dim = _dim("split", dim, tensor.ndim)
+    dim = _dim("split", dim, tensor.ndim, tensor.shape)
     n = tensor.shape[dim]
     if isinstance(split_size_or_sections, (list, tuple)):
         sizes = [int(s) for s in split_size_or_sections]
@@ -623,7 +624,7 @@ def chunk(input, chunks, dim=0):
         raise ShapeError("chunk", f"chunks must be positive, got {chunks}", hint="ask for 1 or more pieces")
     if input.ndim == 0:
         raise ShapeError("chunk", "cannot chunk a 0-d tensor", hint="reshape it to at least 1 dimension first")
-    n = input.shape[_dim("chunk", dim, input.ndim)]
+    n = input.shape[_dim("chunk", dim, input.ndim, input.shape)]
     return split(input, builtins.max(-(-n // int(chunks)), 1), dim)
 
 
@@ -641,7 +642,7 @@ def _index_tensor(op, index, allowed=("int64",)):
 def gather(input, dim, index, *, sparse_grad=False):
     """out[i][j] = input[i][index[i][j]] for dim=1.   gather(tensor([[1., 2.], [3., 4.]]), 1, tensor([[1], [0]])) -> [[2.], [3.]]"""
     index = _index_tensor("gather", index)
-    return apply("gather", input, index, axis=_dim("gather", dim, input.ndim))
+    return apply("gather", input, index, axis=_dim("gather", dim, input.ndim, input.shape))
 
 
 def _scatter_src(op, input, index, src, value):
@@ -663,7 +664,7 @@ def scatter(input, dim, index, src=None, value=None, *, reduce=None):
         return scatter_add(input, dim, index, src)
     if reduce is not None:
         raise ShapeError("scatter", f"reduce={reduce!r} is not supported", hint="use reduce='add' or scatter_add")
-    return apply("scatter", input, index, src, axis=_dim("scatter", dim, input.ndim))
+    return apply("scatter", input, index, src, axis=_dim("scatter", dim, input.ndim, input.shape))
 
 
 @method
@@ -671,7 +672,7 @@ def scatter_add(input, dim, index, src):
     """input with src added at index along dim, repeats accumulating.   scatter_add(zeros(2), 0, tensor([1, 1]), tensor([2., 3.])) -> [0., 5.]"""
     index = _index_tensor("scatter_add", index)
     src = _scatter_src("scatter_add", input, index, src, None)
-    return apply("scatter_add", input, index, src, axis=_dim("scatter_add", dim, input.ndim))
+    return apply("scatter_add", input, index, src, axis=_dim("scatter_add", dim, input.ndim, input.shape))
 
 
 def _in_place(x, compute):
@@ -701,7 +702,7 @@ TENSOR_METHODS["scatter_add_"] = lambda x, dim, index, src: _in_place(x, lambda 
 def index_select(input, dim, index):
     """The slices at index along dim.   index_select(x[4,3], 0, tensor([2, 0])) -> rows 2 and 0, shape [2,3]"""
     index = _index_tensor("index_select", index, ("int64", "int32"))
-    dim = _dim("index_select", dim, input.ndim)
+    dim = _dim("index_select", dim, input.ndim, input.shape)
     if index.ndim > 1:
         raise ShapeError("index_select", f"the index must be 1-D, got shape {fmt_shape(index.shape)}",
                          hint="flatten the index, or use gather for an index of the input's rank")
@@ -759,7 +760,7 @@ def triu(input, diagonal=0):
 def cumsum(input, dim, *, dtype=None):
     """Running sum along dim (ints sum in int64).   cumsum(tensor([1., 2., 3.]), 0) -> [1., 3., 6.]"""
     x = _t(input) if dtype is None else _t(input).to(dtype)
-    return apply("cumsum", x, axis=_dim("cumsum", dim, x.ndim))
+    return apply("cumsum", x, axis=_dim("cumsum", dim, x.ndim, x.shape))
 
 
 # --- sorting ------------------------------------------------------------------------------------
@@ -767,7 +768,7 @@ def cumsum(input, dim, *, dtype=None):
 @method
 def argsort(input, dim=-1, descending=False, stable=False):
     """Indices that sort along dim (always stable).   argsort(tensor([3., 1., 2.])) -> [1, 2, 0]"""
-    return apply("argsort", input, axis=_dim("argsort", dim, input.ndim), descending=bool(descending))
+    return apply("argsort", input, axis=_dim("argsort", dim, input.ndim, input.shape), descending=bool(descending))
 
 
 @method
@@ -775,7 +776,7 @@ def sort(input, dim=-1, descending=False, stable=False):
     """(values, indices) sorted along dim.   sort(tensor([3., 1.])) -> sort(values=[1., 3.], indices=[1, 0])"""
     if input.ndim == 0:
         return return_types.sort(input, zeros((), dtype=np.int64))
-    dim = _dim("sort", dim, input.ndim)
+    dim = _dim("sort", dim, input.ndim, input.shape)
     idx = argsort(input, dim, descending)
     return return_types.sort(gather(input, dim, idx), idx)
 
@@ -787,7 +788,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
         if int(k) not in (0, 1):
             raise ShapeError("topk", f"k ({k}) is out of range for a 0-d tensor", hint="k must be 0 or 1")
         return return_types.topk(input, zeros((), dtype=np.int64))
-    dim = _dim("topk", dim, input.ndim)
+    dim = _dim("topk", dim, input.ndim, input.shape)
     n = input.shape[dim]
     if not 0 <= int(k) <= n:
         raise ShapeError("topk", f"k ({k}) is out of range for dimension {dim} of size {n} "

@@ -243,6 +243,114 @@ def test_permute_dim_out_of_range():
         x_(2, 3).permute(0, 2)
 
 
+# --- gather / scatter / index_select / sort / einsum ------------------------------------------------
+
+def idx(*rows):
+    return graphc.tensor(list(rows))
+
+
+def test_gather_dim_out_of_range_names_the_shape():
+    with raises(ShapeError, "gather: dim 2 is out of range for a tensor with 2 dimensions (shape (3, 4))",
+                "help: valid dims are -2 .. 1"):
+        x_(3, 4).gather(2, idx([0], [1], [2]))
+
+
+def test_gather_index_out_of_range():
+    with raises(ShapeError, "gather: index 4 is out of bounds for dimension 1 with size 4 (a tensor of shape (2, 4))",
+                "help: valid indices are 0 .. 3"):
+        x_(2, 4).gather(1, idx([0, 4], [1, 2]))
+
+
+def test_gather_negative_index_is_out_of_range_as_in_torch():
+    with raises(ShapeError, "gather: index -1 is out of bounds for dimension 0 with size 3", "help:"):
+        graphc.gather(x_(3), 0, idx(-1))
+
+
+def test_gather_wrong_index_dtype():
+    with raises(DTypeError, "gather: expected an index of dtype int64, got float32", "help: convert the index with .long()"):
+        x_(2, 3).gather(1, x_(2, 1))
+
+
+def test_gather_index_rank_and_size():
+    with raises(ShapeError, "gather: index (2,) and input (2, 3) must have the same number of dimensions", "help:"):
+        x_(2, 3).gather(1, idx(0, 1))
+    with raises(ShapeError, "gather: index (3, 1) is larger than input (2, 3) in dimension 0 (3 > 2)", "help:"):
+        x_(2, 3).gather(1, idx([0], [1], [2]))
+
+
+def test_scatter_src_dtype_and_size():
+    with raises(DTypeError, "scatter: src has dtype float64 but the tensor has float32", "help:"):
+        x_(2, 3).scatter(1, idx([0], [1]), x_(2, 1, dtype=np.float64))
+    with raises(ShapeError, "scatter_add: index (2, 2) is larger than src (2, 1) in dimension 1 (2 > 1)", "help:"):
+        x_(2, 3).scatter_add(1, idx([0, 1], [1, 2]), x_(2, 1))
+
+
+def test_scatter_add_index_out_of_range():
+    with raises(ShapeError, "scatter_add: index 3 is out of bounds for dimension 1 with size 3", "help:"):
+        x_(2, 3).scatter_add(1, idx([0], [3]), x_(2, 1))
+
+
+def test_index_select_errors():
+    with raises(ShapeError, "index_select: index 7 is out of bounds for dimension 0 with size 4 (a tensor of shape (4, 2))",
+                "help: valid indices are 0 .. 3"):
+        x_(4, 2).index_select(0, idx(1, 7))
+    with raises(DTypeError, "index_select: expected an index of dtype int64 or int32, got float32", "help:"):
+        x_(4, 2).index_select(0, x_(2))
+    with raises(ShapeError, "index_select: dim -3 is out of range for a tensor with 2 dimensions (shape (4, 2))", "help:"):
+        x_(4, 2).index_select(-3, idx(0))
+
+
+def test_sort_topk_cumsum_dims_and_k():
+    with raises(ShapeError, "sort: dim 1 is out of range for a tensor with 1 dimensions (shape (5,))", "help:"):
+        x_(5).sort(1)
+    with raises(ShapeError, "topk: k (6) is out of range for dimension 0 of size 5 (a tensor of shape (5,))",
+                "help: k must lie in 0 .. 5"):
+        x_(5).topk(6)
+    with raises(ShapeError, "cumsum: dim 2 is out of range for a tensor with 2 dimensions (shape (2, 3))", "help:"):
+        graphc.cumsum(x_(2, 3), 2)
+
+
+def test_split_and_chunk_errors():
+    with raises(ShapeError, "split: split sizes [2, 2] do not add up to the size 5 of dim 0 (a tensor of shape (5,))",
+                "help:"):
+        x_(5).split([2, 2])
+    with raises(ShapeError, "chunk: chunks must be positive, got 0", "help:"):
+        x_(5).chunk(0)
+
+
+def test_einsum_shape_mismatch_names_subscript_equation_and_shapes():
+    with raises(ShapeError, "einsum: subscript 'j' has size 4 and 3 in 'ij,jk->ik' with operands (3, 4), (3, 2)",
+                "help: dimensions that share a subscript must have equal sizes"):
+        graphc.einsum("ij,jk->ik", x_(3, 4), x_(3, 2))
+
+
+def test_einsum_bad_equations():
+    with raises(ShapeError, "einsum: the equation 'ij,jk' has 2 operand(s) but 1 tensor(s) were given", "help:"):
+        graphc.einsum("ij,jk", x_(3, 4))
+    with raises(ShapeError, "einsum: the subscripts 'ijk' name 3 dimension(s) but the operand has shape (3, 4)", "help:"):
+        graphc.einsum("ijk->i", x_(3, 4))
+    with raises(ShapeError, "einsum: the output subscripts 'iz' of 'ij->iz' must be distinct and appear in the inputs",
+                "help:"):
+        graphc.einsum("ij->iz", x_(3, 4))
+    with raises(DTypeError, "einsum: operands have different dtypes: float32, float64", "help:"):
+        graphc.einsum("i,i", x_(3), x_(3, dtype=np.float64))
+
+
+def test_bmm_and_mm_take_only_their_ranks():
+    with raises(ShapeError, "bmm: expected two 3-D tensors with the same batch size, got (2, 3, 4) @ (3, 4, 5)",
+                "help: use matmul"):
+        graphc.bmm(x_(2, 3, 4), x_(3, 4, 5))
+    with raises(ShapeError, "mm: expected two matrices, got (2, 3, 4) @ (4, 5)", "help: use matmul"):
+        x_(2, 3, 4).mm(x_(4, 5))
+
+
+def test_tril_and_repeat_ranks():
+    with raises(ShapeError, "tril: expected a tensor of 2 or more dimensions, got shape (3,)", "help:"):
+        x_(3).tril()
+    with raises(ShapeError, "repeat: 1 repeat counts for a tensor of 2 dimensions (shape (2, 3))", "help:"):
+        x_(2, 3).repeat(2)
+
+
 # --- backward --------------------------------------------------------------------------------------
 
 def test_backward_on_a_non_scalar_without_gradient():

@@ -80,6 +80,24 @@ def test_trace_time_dtype_error_names_the_users_line():
     assert re.search(at("trace-dtype"), str(info.value))
 
 
+def test_compiled_gather_index_out_of_range_names_the_users_line():
+    def f(x, i):
+        return x.gather(1, i)  # compiled-gather
+
+    with pytest.raises(ShapeError, match=r"gather: index 5 is out of bounds for dimension 1 with size 3") as info:
+        graphc.compile(f, backend="interpreter")(graphc.randn(2, 3), graphc.tensor([[0], [5]]))
+    assert re.search(at("compiled-gather"), str(info.value)) and "help: valid indices are 0 .. 2" in str(info.value)
+
+
+def test_trace_time_einsum_mismatch_names_the_users_line():
+    def f(x):
+        return graphc.einsum("ij,jk->ik", x, x)  # trace-einsum
+
+    with pytest.raises(ShapeError, match=r"einsum: subscript 'j' has size 3 and 2 in 'ij,jk->ik'") as info:
+        graphc.compile(f, backend="interpreter")(graphc.randn(2, 3))
+    assert re.search(at("trace-einsum"), str(info.value))
+
+
 # --- NaN / inf under detect_anomaly ------------------------------------------------------------------
 
 def test_anomaly_eager_forward_names_op_and_line():

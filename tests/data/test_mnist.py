@@ -151,12 +151,43 @@ def test_subsetting_data_and_targets_like_torchvision():
     assert len(ds) == 100 and len(DataLoader(ds, batch_size=64)) == 2
 
 
-def test_root_none_and_missing_root_use_the_packaged_copy(tmp_path):
+def test_root_none_reads_the_packaged_copy_in_place():
     assert Path(mnist.DEFAULT_ROOT) == REPO_DATA
     assert Path(datasets.MNIST(None, train=False).raw_folder) == RAW
-    ds = datasets.MNIST(str(tmp_path / "nowhere"), train=False, download=True)   # nothing there: no download
-    assert Path(ds.raw_folder) == RAW and len(ds) == 10000
+
+
+def test_missing_root_without_download_is_an_error_not_a_substitution(tmp_path):
+    raw = tmp_path / "nowhere" / "MNIST" / "raw"
+    with pytest.raises(DataError) as info:
+        datasets.MNIST(str(tmp_path / "nowhere"), train=False)
+    text = str(info.value)
+    assert text.startswith(f"MNIST: the test split's files are missing from {raw}{os.sep}:\n"
+                           f"    {raw / 't10k-images-idx3-ubyte.gz'}   (or uncompressed: t10k-images-idx3-ubyte)\n"
+                           f"    {raw / 't10k-labels-idx1-ubyte.gz'}   (or uncompressed: t10k-labels-idx1-ubyte)\n")
+    assert text.endswith(f"help: pass download=True to put them there (copied from graphc's packaged copy, "
+                         f"md5-checked), or root=None to read {RAW}{os.sep} in place")
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_download_offline_copies_the_packaged_files_md5_checked(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("download=True went to the network although the packaged copy matches")
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", no_network)
+    ds = datasets.MNIST(str(tmp_path / "data"), train=False, download=True)
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    assert Path(ds.raw_folder) == raw and len(ds) == 10000 and ds.targets[:3].tolist() == [7, 2, 1]
+    for name, md5 in datasets.MNIST.resources:   # every file, as torchvision's download fetches them all
+        assert (raw / name).is_file() and not (raw / name).is_symlink()
+        assert mnist._md5(raw / name) == md5
+    assert not list(raw.glob("*.part"))
+
+
+def test_download_replaces_a_corrupt_file_from_the_packaged_copy(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\0\0\x08\x01\0\0\0\0"))
+    ds = datasets.MNIST(str(tmp_path), train=False, download=True)
+    assert len(ds) == 10000 and mnist._md5(raw / "t10k-labels-idx1-ubyte.gz") == "ec29112dd5afa0611ce80d1b7f02629c"
 
 
 def test_reads_uncompressed_files(tmp_path):
@@ -185,7 +216,7 @@ def test_missing_files_error(tmp_path, no_packaged_copy):
         datasets.MNIST(str(tmp_path), train=True)
     text = str(info.value)
     raw = tmp_path / "MNIST" / "raw"
-    assert text.startswith("MNIST: the train split's files are missing:\n"
+    assert text.startswith(f"MNIST: the train split's files are missing from {raw}{os.sep}:\n"
                            f"    {raw / 'train-images-idx3-ubyte.gz'}   (or uncompressed: train-images-idx3-ubyte)\n"
                            f"    {raw / 'train-labels-idx1-ubyte.gz'}   (or uncompressed: train-labels-idx1-ubyte)\n")
     assert "at test_mnist.py:" in text
@@ -195,10 +226,10 @@ def test_missing_files_error(tmp_path, no_packaged_copy):
 
 def test_partly_missing_files_do_not_fall_back(tmp_path):
     _raw_root(tmp_path, ["t10k-images-idx3-ubyte.gz"])
-    with pytest.raises(DataError, match=r"the test split's files are missing:\n    \S+t10k-labels-idx1-ubyte.gz") \
+    with pytest.raises(DataError, match=r"the test split's files are missing from \S+:\n    \S+t10k-labels-idx1-ubyte.gz") \
             as info:
         datasets.MNIST(str(tmp_path), train=False)
-    assert f"graphc's own copy is in {RAW}{os.sep} (root=None reads it there)" in str(info.value)
+    assert f"or root=None to read {RAW}{os.sep} in place" in str(info.value)
 
 
 def test_no_root_and_no_packaged_copy(no_packaged_copy):

@@ -9,15 +9,15 @@ when both are there the uncompressed one is read. Every file is checked (gzip st
 magic number, sizes against the header, image/label counts, label range), and any problem
 is a graphc.errors.DataError that names the file.
 
-Where the data comes from, in order:
-  1. `root` given and the split's files are there: those files. With download=True the `.gz`
-     files there are first checked against torchvision's md5s and fetched again if they differ.
-  2. `root=None`, or none of the split's files under `root`: the copy the graphc repository
-     ships in `data/MNIST/raw/` (DEFAULT_ROOT below; None when graphc runs from an installed
-     wheel without that folder). The files are read where they are: nothing is copied into
-     `root`, and `dataset.raw_folder` says which folder was read.
-  3. download=True: the mirrors below, with urllib (timeout `download_timeout` seconds); without
-     a network this fails with a DataError that says which files to put where.
+Where the data comes from (torchvision's rules; the data is never silently swapped):
+  1. `root` given: the split's files under `root/MNIST/raw`. Missing, with download=False: a DataError
+     that names the missing files and the folder. With download=True, every `.gz` absent there or
+     with the wrong md5 is fetched first: copied from the copy the graphc repository ships in
+     `data/MNIST/raw/` (DEFAULT_ROOT below) when that file's md5 matches torchvision's (the same bytes
+     a download would give, and it works offline), else from the mirrors below with urllib (timeout
+     `download_timeout` seconds); without a network that fails with a DataError saying what to put where.
+  2. `root=None`: the packaged copy, read in place (None when graphc runs from an installed wheel
+     without that folder). `dataset.raw_folder` says which folder was read.
 Without a transform a sample's image is the uint8 HxW numpy array (torchvision gives a PIL Image;
 graphc does not depend on PIL, and graphc's ToTensor accepts both).
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import shutil
 import urllib.request
 import warnings
 import zlib
@@ -170,19 +171,19 @@ class MNIST(VisionDataset):
             folder = packaged
         else:
             folder = Path(os.fspath(self.root)) / name / "raw"
-            present = [_find(folder, base) for base in self._split_files]
-            packaged = self._packaged_folder()
-            if not any(present) and packaged is not None and packaged.resolve() != folder.resolve():
-                folder = packaged   # nothing here: read the repository's copy in place
-            elif download:
+            if download:
                 self._download(folder)
         missing = [base for base in self._split_files if _find(folder, base) is None]
         if missing:
             split = "train" if self.train else "test"
             listing = "".join(f"\n    {folder / (base + '.gz')}   (or uncompressed: {base})" for base in missing)
-            raise DataError(name, f"the {split} split's files are missing:{listing}",
-                            hint=f"pass download=True to fetch them, or put the official {name} files there; "
-                                 f"{self._where_to_get()}")
+            if self._packaged_folder() is not None:
+                hint = (f"pass download=True to put them there (copied from graphc's packaged copy, md5-checked), "
+                        f"or root=None to read {self._packaged_folder()}{os.sep} in place")
+            else:
+                hint = (f"pass download=True to fetch them, or put the official {name} files there; "
+                        f"{self._where_to_get()}")
+            raise DataError(name, f"the {split} split's files are missing from {folder}{os.sep}:{listing}", hint=hint)
         return folder
 
     def _download(self, folder):
@@ -199,6 +200,8 @@ class MNIST(VisionDataset):
                 continue
             else:
                 problem = f"{path} is missing"
+            if self._copy_packaged(filename, md5, path):
+                continue
             errors = []
             for mirror in self.mirrors:
                 url = mirror + filename
@@ -224,6 +227,18 @@ class MNIST(VisionDataset):
                                       + "\n    ".join(errors),
                                 hint=f"without a network, put the official {name} files {wanted} into "
                                      f"{folder}{os.sep}; {self._where_to_get()}")
+
+    def _copy_packaged(self, filename, md5, path):
+        """Copy filename from the packaged copy to path if it is there with the expected md5; True if copied."""
+        packaged = self._packaged_folder()
+        source = None if packaged is None else packaged / filename
+        if source is None or not source.is_file() or source.resolve() == path.resolve() or _md5(source) != md5:
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(path.name + ".part")
+        shutil.copyfile(source, part)
+        os.replace(part, path)
+        return True
 
     def _load(self, folder):
         name = type(self).__name__

@@ -879,12 +879,9 @@ def einsum(equation, *operands):
     if len({o.dtype for o in operands}) > 1:
         raise DTypeError("einsum", f"operands have different dtypes: {', '.join(str(o.dtype) for o in operands)}",
                          hint="convert them to one dtype with .to(dtype) / .float()")
-    sizes = _einsum_sizes(equation, terms, operands)
+    _einsum_check_sizes(equation, terms, operands)
     ops = []
     for i, (x, labels) in enumerate(zip(operands, terms)):
-        full_shape = tuple(sizes[l] for l in labels)
-        if tuple(x.shape) != full_shape:
-            x = broadcast_to(x, full_shape)
         x, labels = _einsum_diagonals(x, labels)
         others = set(out).union(*[set(t) for j, t in enumerate(terms) if j != i])
         alone = [d for d, l in enumerate(labels) if l not in others]
@@ -895,7 +892,7 @@ def einsum(equation, *operands):
     x, labels = ops[0]
     for i in range(1, len(ops)):
         keep = set(out).union(*[set(l) for _, l in ops[i + 1:]])
-        x, labels = _einsum_pair(x, labels, *ops[i], keep, sizes)
+        x, labels = _einsum_pair(x, labels, *ops[i], keep)
     return permute(x, tuple(labels.index(l) for l in out)) if labels else x
 
 
@@ -937,7 +934,7 @@ def _einsum_parse(equation, operands):
     return terms, out
 
 
-def _einsum_sizes(equation, terms, operands):
+def _einsum_check_sizes(equation, terms, operands):
     sizes = {}
     for labels, x in zip(terms, operands):
         for l, n in zip(labels, x.shape):
@@ -948,7 +945,6 @@ def _einsum_sizes(equation, terms, operands):
                 raise ShapeError("einsum", f"subscript {name} has size {sizes[l]} and {n} in {equation!r} with operands "
                                            f"{', '.join(fmt_shape(o.shape) for o in operands)}",
                                  hint="dimensions that share a subscript must have equal sizes (or size 1)")
-    return sizes
 
 
 def _einsum_diagonals(x, labels):
@@ -967,23 +963,32 @@ def _einsum_diagonals(x, labels):
     return x, labels
 
 
-def _einsum_pair(a, la, b, lb, keep, sizes):
-    """Contract two operands: the shared subscripts nobody needs later are summed by a matmul."""
+def _einsum_pair(a, la, b, lb, keep):
+    """Contract two operands: the shared subscripts nobody needs later are summed by a matmul, whose
+    batch dims broadcast size-1 (ellipsis) dims; a contracted size-1 dim is broadcast first."""
     batch = [l for l in la if l in lb and l in keep]
     contract = [l for l in la if l in lb and l not in keep]
     left = [l for l in la if l not in lb]
     right = [l for l in lb if l not in la]
+    sa, sb = dict(zip(la, a.shape)), dict(zip(lb, b.shape))
+    for l in contract:
+        if sa[l] != sb[l]:
+            sa[l] = sb[l] = builtins.max(sa[l], sb[l])
+    a = broadcast_to(a, tuple(sa[l] for l in la))
+    b = broadcast_to(b, tuple(sb[l] for l in lb))
 
-    def n(ls):
+    def n(sizes, ls):
         return int(np.prod([sizes[l] for l in ls], dtype=np.int64))
-    bsh = tuple(sizes[l] for l in batch)
-    a = reshape(permute(a, tuple(la.index(l) for l in batch + left + contract)), bsh + (n(left), n(contract)))
-    b = reshape(permute(b, tuple(lb.index(l) for l in batch + contract + right)), bsh + (n(contract), n(right)))
+    a = reshape(permute(a, tuple(la.index(l) for l in batch + left + contract)),
+                tuple(sa[l] for l in batch) + (n(sa, left), n(sa, contract)))
+    b = reshape(permute(b, tuple(lb.index(l) for l in batch + contract + right)),
+                tuple(sb[l] for l in batch) + (n(sb, contract), n(sb, right)))
     if a.dtype.kind == "f":
         out = matmul(a, b)
     else:   # the matmul primitive is float-only: integer einsum multiplies and sums
         out = sum(unsqueeze(a, -1) * unsqueeze(b, -3), -2)
-    return reshape(out, bsh + tuple(sizes[l] for l in left + right)), batch + left + right
+    shape = tuple(out.shape[:len(batch)]) + tuple(sa[l] for l in left) + tuple(sb[l] for l in right)
+    return reshape(out, shape), batch + left + right
 
 
 # --- creation ---------------------------------------------------------------------------------

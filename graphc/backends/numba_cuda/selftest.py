@@ -34,7 +34,7 @@ def _rand(rng, *shape, grad=False, scale=1.0):
 
 
 def case_elementwise(rng):
-    """Broadcasting, every math template, comparisons, casts, a 0-d result."""
+    """Broadcasting, every math template (erf, isnan, isinf too), comparisons, casts, a 0-d result."""
     import graphc
     b = _rand(rng, 3)
 
@@ -42,6 +42,8 @@ def case_elementwise(rng):
         y = (x + b).exp() * x.sigmoid() - x.tanh() + (x.abs() + 1).sqrt() + (x.abs() + 0.5).log()
         z = graphc.where(x > 0, graphc.maximum(x, b), graphc.minimum(x, -b)) + x.clamp(-0.5, 0.5) ** 2
         s = x.sign() * (x >= b).float() + (x != 0).logical_and(x < 1).float() + x.relu() / (1 + x * x)
+        big = x * float("inf")          # +-inf, and inf - inf = nan (the simulator raises on log(-1) or 1 / 0)
+        s = s + x.erf() + graphc.isnan(big - big).float() - (big * (x > 0).float()).isinf().float()
         return y, z + s, (y * z).sum() / 6.0
     return fn, [_rand(rng, 2, 3)], [b]
 

@@ -184,7 +184,15 @@ def where(condition, input, other):
 
 @method
 def masked_fill(x, mask, value):
-    return where(mask, _t(value, x), x)
+    """x with value where mask holds (mask broadcasts to x).   masked_fill(x, x < 0, 0.) -> relu(x)"""
+    if not isinstance(mask, Tensor) or mask.dtype != np.bool_:
+        raise DTypeError("masked_fill", f"expected a bool mask, got {getattr(mask, 'dtype', type(mask).__name__)}",
+                         hint="build the mask with a comparison such as x > 0, or convert it with .bool()")
+    value = _t(value, x)
+    if value.ndim:
+        raise ShapeError("masked_fill", f"value must be a number or a 0-d tensor, got shape {fmt_shape(value.shape)}",
+                         hint="use graphc.where(mask, values, x) to fill from a tensor")
+    return where(mask, value.to(x.dtype), x)
 
 
 @method

@@ -344,6 +344,11 @@ def test_bmm_and_mm_take_only_their_ranks():
         x_(2, 3, 4).mm(x_(4, 5))
 
 
+def test_masked_fill_needs_a_bool_mask():
+    with raises(DTypeError, "masked_fill: expected a bool mask, got float32", "help:"):
+        x_(2, 3).masked_fill(x_(2, 3), 1.0)
+
+
 def test_tril_and_repeat_ranks():
     with raises(ShapeError, "tril: expected a tensor of 2 or more dimensions, got shape (3,)", "help:"):
         x_(3).tril()

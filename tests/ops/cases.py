@@ -539,6 +539,10 @@ CASES = [
     C("where_scalar", lambda x: lib(x).where(x > 0, x, 0.0), lambda x: np.where(x > 0, x, 0.0), [(3, 4)], "nonzero"),
     C("masked_fill", lambda x, m: x.masked_fill(m, 0.5), lambda x, m: np.where(m, 0.5, x), [(3, 4), (4,)],
       ("real", "bool")),
+    C("masked_fill_0d_tensor_value", lambda x, m, v: x.masked_fill(m, v), lambda x, m, v: np.where(m, v, x),
+      [(2, 3), (2, 1), ()], ("real", "bool", ("fixed", "real")), grad=True),
+    C("masked_fill_int", lambda i, m: i.masked_fill(m, 7), lambda i, m: np.where(m, 7, i), [(2, 3), (2, 3)],
+      ("int", "bool"), out="int64"),
 
     # reductions
     C("sum_all", lambda x: x.sum(), np.sum, [(3, 4)]),

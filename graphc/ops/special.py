@@ -33,23 +33,16 @@ class Erf:
         return (g * (-(x * x)).exp() * TWO_OVER_SQRT_PI,)
 
 
-def _float_test(op):
+def _float_test(name, ufunc, what, example):
+    """isnan / isinf: a bool per element, numeric inputs of any dtype (ints and bools are never NaN or inf)."""
     def infer(x):
         if x.dtype.kind not in "biuf":
-            raise DTypeError(op, f"expected a numeric tensor, got {x.dtype}")
+            raise DTypeError(name, f"expected a numeric tensor, got {x.dtype}")
         return tuple(x.shape), np.dtype(np.bool_)
-    return infer
+    cls = type(name, (), {"__doc__": f"Elementwise x is {what}, a bool tensor.   {example}",
+                          "impl": staticmethod(ufunc), "scalar": f"math.{name}({{0}})"})
+    return defop(name, kind=ELEMENTWISE, infer=infer, nondiff=True)(cls)
 
 
-@defop("isnan", kind=ELEMENTWISE, infer=_float_test("isnan"), nondiff=True)
-class IsNan:
-    """Elementwise x is NaN, a bool tensor.   isnan([1., nan]) -> [False, True]"""
-    impl = staticmethod(np.isnan)
-    scalar = "math.isnan({0})"
-
-
-@defop("isinf", kind=ELEMENTWISE, infer=_float_test("isinf"), nondiff=True)
-class IsInf:
-    """Elementwise x is +inf or -inf, a bool tensor.   isinf([1., -inf]) -> [False, True]"""
-    impl = staticmethod(np.isinf)
-    scalar = "math.isinf({0})"
+ISNAN = _float_test("isnan", np.isnan, "NaN", "isnan([1., nan]) -> [False, True]")
+ISINF = _float_test("isinf", np.isinf, "+inf or -inf", "isinf([1., -inf]) -> [False, True]")

@@ -86,3 +86,46 @@ def test_examples_keep_the_seed_text(name):
     else:
         assert "optimizer = optim.SGD(net.parameters(), lr=0.001, momentum=0.9)" in text
         assert "transforms.Normalize((0.5,), (0.5,))" in text and "batch_size=100, shuffle=True)" in text
+
+
+# --- the three side-by-side programs (one text for graphc and PyTorch) ----------------------------
+
+def test_side_by_side_programs_switch_only_their_imports():
+    """Outside the `if args.torch:` import block no line names a library: the rest is one text for both."""
+    for name in ("mnist_attention.py", "mnist_vae.py", "mnist_bn_cnn.py"):
+        text = open(os.path.join(EXAMPLES, name)).read()
+        block = re.search(r"^if args\.torch:\n((?:    .*\n)+)else:\n((?:    .*\n)+)", text, re.M)
+        assert block, name
+        torch_lines, graphc_lines = block.group(1).split(), block.group(2).split()
+        assert all(line.startswith(("import", "from")) for line in block.group(1).strip().splitlines()), name
+        assert len(block.group(1).splitlines()) == len(block.group(2).splitlines()), name
+        assert "graphc" not in torch_lines and "torch" in " ".join(torch_lines), name
+        rest = text.replace(block.group(0), "")
+        assert "graphc" not in rest.replace("from graphc.vision.utils import save_image", ""), name
+
+
+def test_attention_program_learns_eagerly():
+    out = run_example("mnist_attention.py", "--train-size", 1280, "--test-size", 500)
+    acc = float(re.search(r"test accuracy: ([0-9.]+) %", out).group(1))
+    assert acc > 30.0, out
+
+
+def test_bn_cnn_program_learns_compiled_on_the_interpreter():
+    out = run_example("mnist_bn_cnn.py", "--train-size", 640, "--test-size", 500, "--compile", "--backend",
+                      "interpreter")
+    acc = float(re.search(r"test accuracy: ([0-9.]+) %", out).group(1))
+    assert acc > 30.0 and "lr now 0.00e+00" in out, out
+
+
+def test_vae_program_loss_falls_compiled(tmp_path):
+    out = run_example("mnist_vae.py", "--train-size", 1280, "--test-size", 500, "--compile", "--backend",
+                      "interpreter")
+    loss = float(re.search(r"test loss: ([0-9.]+) per image", out).group(1))
+    assert loss < 400.0, out   # an untrained decoder scores ~545 (784 * ln 2)
+
+
+def test_vae_program_plots_a_grid(tmp_path):
+    pytest.importorskip("graphc.vision.utils")   # save_image comes with graphc.vision.utils
+    png = tmp_path / "samples.png"
+    run_example("mnist_vae.py", "--train-size", 256, "--test-size", 500, "--plot", png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

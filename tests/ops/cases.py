@@ -771,7 +771,7 @@ CASES = [
     C("scatter_value", lambda x: x.scatter(1, ix(x, SCATTER_ROWS), 0.5),
       lambda x: np_scatter(x, 1, np.array(SCATTER_ROWS), 0.5), [(3, 4)]),
     C("scatter_reduce_add", lambda x, i, s: x.scatter(1, i, s, reduce="add"), lambda x, i, s: np_scatter(x, 1, i, s, True),
-      [(3, 4), (3, 5), (3, 5)], ("real", ("label", 4), "real"), torch=None),
+      [(3, 4), (3, 5), (3, 5)], ("real", ("label", 4), "real"), torch=None),   # torch has no backward for reduce=
     C("scatter_add", lambda x, i, s: x.scatter_add(1, i, s), lambda x, i, s: np_scatter(x, 1, i, s, True),
       [(3, 4), (3, 5), (3, 5)], ("real", ("label", 4), "real")),
     C("scatter_add_fn_dim0_src_larger", lambda x, i, s: lib(x).scatter_add(x, 0, i, s),

@@ -72,3 +72,17 @@ def test_max_dim_tie_gradient_goes_to_the_returned_index_like_torch():
     g.max(1).values.sum().backward()
     t.max(1).values.sum().backward()
     np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy())
+
+
+@pytest.mark.parametrize("call", ["max(x, 1)", "min(x, 0, keepdim=True)", "sort(x, 1, descending=True)",
+                                  "topk(x, 2, 1)"])
+def test_values_indices_results_are_named_like_torch_return_types(call):
+    """max/min with dim, sort and topk give torch.return_types-style pairs: same type name, fields, values."""
+    x = np.random.default_rng(0).permutation(12).reshape(3, 4).astype(np.float32)
+    ours = eval(call, {"x": graphc.tensor(x), **vars(graphc)})
+    theirs = eval(call, {"x": to_torch(x), **{n: getattr(torch, n) for n in ("max", "min", "sort", "topk")}})
+    assert type(ours).__name__ == type(theirs).__name__ and ours._fields == ("values", "indices")
+    values, indices = ours
+    np.testing.assert_array_equal(values.numpy(), theirs.values.numpy())
+    np.testing.assert_array_equal(indices.numpy(), theirs.indices.numpy())
+    assert indices.dtype == np.int64

@@ -814,7 +814,11 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     if isinstance(p, str) and p != "fro":
         raise ShapeError("norm", f"p={p!r} is not supported", hint="use p='fro', a number, inf or -inf")
     if p == "fro" or p == 2:
-        return sqrt(sum(x * x, dim, keepdim))
+        # NOTE: at a zero vector torch's gradient is 0; sqrt's would be g / 0 -> nan, so zeros take sqrt(1) in a
+        # branch that `where` then drops.
+        squares = sum(x * x, dim, keepdim)
+        zero = squares == 0
+        return where(zero, 0.0, sqrt(where(zero, 1.0, squares)))
     a = abs(x)
     if p == math.inf:
         return amax(a, dim, keepdim)

@@ -86,3 +86,12 @@ def test_values_indices_results_are_named_like_torch_return_types(call):
     np.testing.assert_array_equal(values.numpy(), theirs.values.numpy())
     np.testing.assert_array_equal(indices.numpy(), theirs.indices.numpy())
     assert indices.dtype == np.int64
+
+
+def test_norm_gradient_at_a_zero_vector_is_zero_like_torch():
+    x = np.array([[0.0, 0.0], [3.0, 4.0]])
+    g, t = graphc.tensor(x, requires_grad=True), to_torch(x, requires_grad=True)
+    g.norm(dim=1).sum().backward()
+    t.norm(dim=1).sum().backward()
+    np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy())
+    assert np.isfinite(g.grad.numpy()).all()

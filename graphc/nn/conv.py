@@ -76,7 +76,8 @@ class Conv1d(Module):
         one = lambda v: int(v[0]) if isinstance(v, (tuple, list)) else v   # noqa: E731
         if groups != 1 or one(dilation) != 1 or padding_mode != "zeros":
             raise GraphcError("Conv1d", f"groups={groups}, dilation={dilation}, padding_mode={padding_mode!r} is "
-                                        f"not supported by graphc", hint="use groups=1, dilation=1, padding_mode='zeros'")
+                                        f"not supported by graphc",
+                              hint="use groups=1, dilation=1, padding_mode='zeros'")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = (one(kernel_size),), (one(stride),)
         self.padding = padding if isinstance(padding, str) else (one(padding),)

@@ -130,10 +130,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """1-D convolution over [N,C,L] as a conv2d of height 1.   conv1d(x[8,4,32], w[16,4,3]) -> [8,16,30]"""
     from .functional import conv2d
     one = lambda v: v[0] if isinstance(v, (tuple, list)) else v   # noqa: E731
-    pad = one(padding) if not isinstance(padding, str) else padding
-    if isinstance(pad, str) and pad == "same" and one(stride) == 1:
-        pad = (weight.shape[-1] - 1) // 2 if weight.shape[-1] % 2 else pad
-    pad = (0, pad) if not isinstance(pad, str) else pad
+    pad = padding if isinstance(padding, str) else (0, one(padding))   # 'same'/'valid' resolve per dim in conv2d
     unbatched = input.ndim == 2
     x = input.unsqueeze(0) if unbatched else input
     out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, one(stride)), pad, (1, one(dilation)), groups)
@@ -142,7 +139,10 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    """Transposed 2-D convolution (conv2d's adjoint).   conv_transpose2d(x[8,16,7,7], w[16,8,4,4], stride=2, padding=1) -> [8,8,14,14]"""
+    """Transposed 2-D convolution (conv2d's adjoint).
+
+        conv_transpose2d(x[8,16,7,7], w[16,8,4,4], stride=2, padding=1) -> [8,8,14,14]
+    """
     from .functional import _pair, _unsupported
     if groups != 1 or _pair(dilation) != (1, 1):
         raise _unsupported("conv_transpose2d", f"groups={groups}, dilation={dilation}",

@@ -82,9 +82,9 @@ def test_embedding_and_padding_idx():
     assert np.all(arr(m.weight)[0] == 0.0)
 
 
-def test_conv1d():
-    check_module(lambda: nn.Conv1d(3, 5, 3, stride=2, padding=1), lambda: torch.nn.Conv1d(3, 5, 3, stride=2, padding=1),
-                 [rand(2, 3, 9)])
+@pytest.mark.parametrize("kw", [dict(stride=2, padding=1), dict(padding="same")])
+def test_conv1d(kw):
+    check_module(lambda: nn.Conv1d(3, 5, 3, **kw), lambda: torch.nn.Conv1d(3, 5, 3, **kw), [rand(2, 3, 9)])
 
 
 @pytest.mark.parametrize("stride,padding,output_padding", [(1, 0, 0), (2, 1, 0), (2, 1, 1)])

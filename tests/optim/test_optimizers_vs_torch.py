@@ -1,4 +1,4 @@
-"""RMSprop, Adagrad and parameter groups vs torch.optim; compiled steps == eager; hyper-parameter changes never recompile.
+"""RMSprop, Adagrad and parameter groups vs torch.optim; compiled steps == eager; lr changes never recompile.
 
     same weights, same grads -> graphc.optim.X and torch.optim.X produce the same weights after 5 steps
 """

@@ -10,7 +10,7 @@ import numpy as _np
 
 from . import ops  # noqa: F401  (fills the op table)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .device import accelerator, backends, cuda, device
+from .device import accelerator, backends, cuda, device, xpu
 from .errors import DTypeError, GradError, GraphcError, ShapeError, TraceError
 from .functional import (abs, add, allclose, amax, amin, arange, argmax, argmin, as_tensor, bmm, cat, clamp, clip,
                          concat, concatenate, div, dot, empty, empty_like, eq, equal, exp, eye, flatten, from_numpy,

@@ -14,11 +14,11 @@ from .device import accelerator, backends, cuda, device, xpu
 from .errors import DTypeError, GradError, GraphcError, ShapeError, TraceError
 from .functional import (abs, add, allclose, amax, amin, arange, argmax, argmin, as_tensor, bmm, cat, clamp, clip,
                          concat, concatenate, div, dot, empty, empty_like, eq, equal, exp, eye, flatten, from_numpy,
-                         full, full_like, ge, gt, is_tensor, le, linspace, log, log_softmax, logical_and, logical_not,
-                         logical_or, logsumexp, lt, masked_fill, matmul, max, maximum, mean, min, minimum, mm, mul,
-                         ne, neg, numel, ones, ones_like, permute, pow, relu, reshape, rsqrt, sigmoid, sign, softmax,
-                         sqrt, square, squeeze, stack, std, sub, sum, t, tanh, tensor, transpose, unsqueeze, var,
-                         where, zeros, zeros_like)
+                         full, full_like, ge, gt, is_tensor, le, linspace, log, log1p, log_softmax, logical_and,
+                         logical_not, logical_or, logsumexp, lt, masked_fill, matmul, max, maximum, mean, min,
+                         minimum, mm, mul, ne, neg, norm, numel, ones, ones_like, permute, pow, relu, reshape, rsqrt,
+                         sigmoid, sign, softmax, sqrt, square, squeeze, stack, std, sub, sum, t, tanh, tensor,
+                         transpose, unsqueeze, var, where, zeros, zeros_like)
 from .random import (Generator, bernoulli, default_generator, initial_seed, manual_seed, rand, rand_like, randint,
                      randn, randn_like, randperm, seed)
 from .tensor import Size, Tensor
@@ -49,7 +49,8 @@ def get_default_dtype():
 def __getattr__(name):
     # Subpackages load on first use, so `import graphc` stays light.
     import importlib
-    if name in ("nn", "optim", "utils", "vision", "autograd", "ir", "passes", "config", "functional", "backends"):
+    if name in ("nn", "optim", "utils", "vision", "autograd", "ir", "passes", "config", "functional", "backends",
+                "multiprocessing"):
         return importlib.import_module(f"graphc.{name}")
     if name in ("compile", "explain"):
         from . import frontend

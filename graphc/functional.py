@@ -292,6 +292,28 @@ def std(x, dim=None, unbiased=True, keepdim=False, correction=None):
     return sqrt(var(x, dim, unbiased, keepdim, correction))
 
 
+@method
+def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
+    """The p-norm over `dim` (all elements by default), as torch.norm.   norm(tensor([3., 4.])) -> 5."""
+    x = _float(x) if dtype is None else _t(x).to(dtype)
+    if p in ("fro", 2, 2.0):
+        return sqrt(sum(x * x, dim, keepdim))
+    if p in (1, 1.0):
+        return sum(abs(x), dim, keepdim)
+    if p in (float("inf"), "inf"):
+        return amax(abs(x), dim, keepdim)
+    if isinstance(p, (int, float)) and p > 0:
+        return pow(sum(pow(abs(x), p), dim, keepdim), 1.0 / p)
+    raise ValueError(f"norm: p={p!r} is not supported; use 'fro', a positive number or inf")
+
+
+@method
+def log1p(x):
+    """log(1 + x), elementwise.   log1p(tensor([0., 1.])) -> [0., 0.6931]"""
+    # NOTE: a composite, so it loses digits for |x| below ~1e-7 (float32); a primitive when a program needs them.
+    return log(_float(x) + 1.0)
+
+
 MaxResult = collections.namedtuple("max", ["values", "indices"])
 
 

@@ -137,7 +137,8 @@ def setitem_advanced(x, adv, value, write_basic):
     from .functional import where
     shape = tuple(x.shape)
     whole = adv.basic_is_whole(shape)
-    value = value if isinstance(value, Tensor) else Tensor._constant(np.asarray(value))
+    if not isinstance(value, Tensor):   # a Python number or array takes x's dtype, as in torch
+        value = Tensor._constant(np.asarray(value, dtype=x.dtype))
     value = value.to(x.dtype) if value.dtype != x.dtype else value
     # x[mask] = scalar keeps its shape whatever the mask holds: a where, so it also compiles.
     if whole and len(adv.tensors) == 1 and adv.masks[0] and tuple(adv.tensors[0].shape) == shape \

@@ -301,6 +301,21 @@ class Tensor:
         """True when the storage is in shared memory (share_memory_)."""
         return "_shared_block" in self.__dict__
 
+    def __deepcopy__(self, memo):
+        import copy
+        if not self.is_shared():
+            return copy._reconstruct(self, memo, *super().__reduce_ex__(4))
+        # A copy is a new tensor (as in torch), not another view of the shared block.
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_shared_block", "_saved_versions")}
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new._value = np.array(self._value, copy=True)
+        new._grad = copy.deepcopy(self._grad, memo)
+        new._ctx = None
+        new.requires_grad = self.requires_grad
+        new.__dict__.update(copy.deepcopy(state, memo))
+        return new
+
     def __reduce_ex__(self, protocol):
         if not self.is_shared():
             return super().__reduce_ex__(protocol)

@@ -64,6 +64,18 @@ def test_share_memory_keeps_values_and_pickles_by_name():
     assert t[0, 0].item() == 42.0
 
 
+def test_deepcopy_of_a_shared_tensor_is_a_private_copy():
+    import copy
+    m = nn.Linear(2, 2).share_memory()
+    twin = copy.deepcopy(m)
+    assert not twin.weight.is_shared() and type(twin.weight) is type(m.weight)
+    with graphc.no_grad():
+        twin.weight.fill_(3.0)
+    assert not np.allclose(m.weight.detach().numpy(), 3.0)
+    plain = copy.deepcopy(graphc.ones(2, requires_grad=True))
+    assert plain.requires_grad and plain.tolist() == [1.0, 1.0]
+
+
 def test_module_share_memory_covers_parameters_and_buffers():
     m = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)).share_memory()
     assert all(p.is_shared() for p in m.parameters())

@@ -10,12 +10,12 @@ import numpy as _np
 
 from . import ops  # noqa: F401  (fills the op table)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .device import accelerator, backends, cuda, device
+from .device import accelerator, backends, cuda, device, xpu
 from .errors import DTypeError, GradError, GraphcError, ShapeError, TraceError
 from .functional import (abs, add, allclose, amax, amin, arange, argmax, argmin, argsort, as_tensor, bmm, cat, chunk,
                          clamp, clip, concat, concatenate, cumsum, div, dot, einsum, empty, empty_like, eq, equal, erf,
                          exp, eye, flatten, from_numpy, full, full_like, gather, ge, gt, index_select, is_tensor, isinf,
-                         isnan, le, linspace, log, log_softmax, logical_and, logical_not, logical_or, logsumexp, lt,
+                         isnan, le, linspace, log, log1p, log_softmax, logical_and, logical_not, logical_or, logsumexp, lt,
                          masked_fill, matmul, max, maximum, mean, min, minimum, mm, mul, ne, neg, norm, numel, ones,
                          ones_like, permute, pow, relu, repeat, reshape, return_types, rsqrt, scatter, scatter_add,
                          sigmoid, sign, softmax, sort, split, sqrt, square, squeeze, stack, std, sub, sum, t, tanh,
@@ -50,7 +50,8 @@ def get_default_dtype():
 def __getattr__(name):
     # Subpackages load on first use, so `import graphc` stays light.
     import importlib
-    if name in ("nn", "optim", "utils", "vision", "autograd", "ir", "passes", "config", "functional", "backends"):
+    if name in ("nn", "optim", "utils", "vision", "autograd", "ir", "passes", "config", "functional", "backends",
+                "multiprocessing"):
         return importlib.import_module(f"graphc.{name}")
     if name in ("compile", "explain"):
         from . import frontend

@@ -11,7 +11,7 @@ import contextlib
 
 import numpy as np
 
-from . import _context
+from . import _context, storage_version
 from .errors import GradError
 
 
@@ -122,10 +122,28 @@ def backward(root, gradient=None, create_graph=False):
                 _accumulate_leaf(t, g)
                 continue
             op, inputs, attrs = t._ctx
+            _check_versions(t)
             for inp, gi in zip(inputs, run_vjp(op, g, t, inputs, attrs)):
                 if gi is not None:
                     prev = grads.get(id(inp))
                     grads[id(inp)] = gi if prev is None else prev + gi
+
+
+def _check_versions(t):
+    """PyTorch's rule: a value the VJP reads must not have been written over in place since it was recorded."""
+    saved = getattr(t, "_saved_versions", None)
+    if saved is None:
+        return
+    op, inputs, _ = t._ctx
+    for k, (tensor, was) in enumerate(zip(list(inputs) + [t], saved)):
+        now = storage_version.version(tensor._value)
+        if now != was:
+            role = f"input {k} of {op.name}" if k < len(inputs) else f"the output of {op.name}"
+            raise GradError("backward", f"one of the variables needed for gradient computation has been modified "
+                                        f"by an inplace operation: {role}, a {tensor.dtype}{list(tensor.shape)} "
+                                        f"tensor, is at version {now}; expected version {was} instead",
+                            hint="write into a copy instead (y = x.clone(); y[i] = v), or make the in-place change "
+                                 "before the tensor is used, or after backward()")
 
 
 def _accumulate_leaf(t, g):

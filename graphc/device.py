@@ -47,13 +47,38 @@ class _Unavailable:
 
     manual_seed_all = manual_seed
 
+
+
+class _Accelerator(_Unavailable):
+    """graphc.accelerator, as torch.accelerator on a machine without one: CPU programs take their CPU path.
+
+        graphc.accelerator.is_available() -> False; graphc.accelerator.current_accelerator() -> None
+    """
+
     @staticmethod
-    def current_accelerator():
-        return device("cpu")
+    def current_accelerator(check_available=False):
+        return None
+
+    @staticmethod
+    def current_device_index():
+        return -1
+
+    current_device_idx = current_device_index
+
+    @staticmethod
+    def set_device_index(device):
+        pass
+
+    set_device_idx = set_device_index
+
+    @staticmethod
+    def synchronize(device=None):
+        pass
 
 
 cuda = _Unavailable()
-accelerator = _Unavailable()
+xpu = _Unavailable()
+accelerator = _Accelerator()
 
 
 class backends:

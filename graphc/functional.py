@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from . import _context
+from . import _context, indexing
 from .errors import DTypeError, ShapeError
 from .ops.movement import normalize_index
 from .ops.registry import fmt_shape, normalize_axes, register_functions
@@ -328,6 +328,13 @@ MaxResult = return_types.max
 
 
 @method
+def log1p(x):
+    """log(1 + x), elementwise.   log1p(tensor([0., 1.])) -> [0., 0.6931]"""
+    # NOTE: a composite, so it loses digits for |x| below ~1e-7 (float32); a primitive when a program needs them.
+    return log(_float(x) + 1.0)
+
+
+@method
 def amax(x, dim=None, keepdim=False):
     return apply("max", x, axes=normalize_axes("amax", _dims(dim), x.ndim), keepdim=bool(keepdim))
 
@@ -544,33 +551,20 @@ def sum_to(g, shape):
 
 
 def getitem(x, index):
-    if isinstance(index, Tensor):
-        return _tensor_index(x, index)
-    if isinstance(index, list):
-        return _tensor_index(x, Tensor(np.asarray(index)))
-    return apply("getitem", x, index=normalize_index(tuple(x.shape), index))
-
-
-def _tensor_index(x, index):
-    if index.dtype == np.bool_ and tuple(index.shape) == tuple(x.shape) and not index._is_traced():
-        return Tensor._wrap(x._value[index._value]) if not x.requires_grad else \
-            _gather_rows(reshape(x, (-1,)), Tensor._wrap(np.flatnonzero(index._value)))
-    if index.dtype.kind in "iu" and index.ndim == 1:
-        return _gather_rows(x, index)
-    raise ShapeError("getitem", f"unsupported tensor index of dtype {index.dtype} and shape {fmt_shape(index.shape)}",
-                     hint="index with ints/slices, a 1-D integer tensor (rows), or a bool mask of the same shape")
-
-
-def _gather_rows(x, rows):
-    # Row gather as a one-hot matmul keeps it inside the primitive set (differentiable, traceable).
-    onehot = apply("one_hot", rows, num_classes=x.shape[0], dtype=x.dtype)
-    flat = reshape(x, (x.shape[0], -1))
-    return reshape(matmul(onehot, flat), (rows.shape[0],) + tuple(x.shape[1:]))
+    """x[index], basic or advanced, with PyTorch's rules (graphc/indexing.py)."""
+    return indexing.getitem(x, index)
 
 
 def setitem(x, index, value):
     """x with x[index] = value, out of place (Tensor.__setitem__ writes it back)."""
-    norm = normalize_index(tuple(x.shape), index)
+    adv = indexing.split_index(tuple(x.shape), index)
+    if not adv.is_basic:
+        return indexing.setitem_advanced(x, adv, value, _write_region)
+    return _write_region(x, normalize_index(tuple(x.shape), adv.basic), value)
+
+
+def _write_region(x, norm, value):
+    """x with the basic-index region `norm` replaced by value (broadcast)."""
     region = apply("getitem", x, index=norm)
     value = broadcast_to(_t(value, x).to(x.dtype), tuple(region.shape))
     mask_region = Tensor._constant(np.ones(tuple(region.shape), dtype=np.bool_))

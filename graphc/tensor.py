@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _context
+from . import _context, storage_version
 from .errors import GraphcError, TraceError
 from .ops import OPS
 
@@ -40,6 +40,8 @@ def apply(op, *args, **attrs):
     if _context.grad_enabled and not op.nondiff and dtype.kind == "f" and any(a.requires_grad for a in args):
         t.requires_grad = True
         t._ctx = (op, args, attrs)
+        # What the VJP will read, as it is now: backward refuses to run on values written over since.
+        t._saved_versions = tuple(storage_version.version(a._value) for a in args) + (storage_version.version(out),)
     else:
         t.requires_grad = False
         t._ctx = None
@@ -283,6 +285,45 @@ class Tensor:
     def retain_grad(self):
         return self
 
+    # --- shared memory (graphc.multiprocessing) ------------------------------------------------------
+    def share_memory_(self):
+        """Move the storage into shared memory, so processes that receive this tensor update it in place."""
+        if self._is_traced():
+            raise TraceError("share_memory_()", "cannot share a traced tensor", hint="share the model before compiling")
+        if not self.is_shared():
+            from .multiprocessing.shared import create
+            block = create(self._value)
+            self._value = block.array
+            self._shared_block = block
+        return self
+
+    def is_shared(self):
+        """True when the storage is in shared memory (share_memory_)."""
+        return "_shared_block" in self.__dict__
+
+    def __deepcopy__(self, memo):
+        import copy
+        if not self.is_shared():
+            return copy._reconstruct(self, memo, *super().__reduce_ex__(4))
+        # A copy is a new tensor (as in torch), not another view of the shared block.
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_shared_block", "_saved_versions")}
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new._value = np.array(self._value, copy=True)
+        new._grad = copy.deepcopy(self._grad, memo)
+        new._ctx = None
+        new.requires_grad = self.requires_grad
+        new.__dict__.update(copy.deepcopy(state, memo))
+        return new
+
+    def __reduce_ex__(self, protocol):
+        if not self.is_shared():
+            return super().__reduce_ex__(protocol)
+        from .multiprocessing.shared import rebuild_tensor
+        # The block pickles as its name; the gradient stays behind (per process, as in PyTorch).
+        extra = {k: v for k, v in self.__dict__.items() if k not in ("_shared_block", "_saved_versions")}
+        return rebuild_tensor, (type(self), self._shared_block, self.requires_grad, extra)
+
     # --- in place (optimizers, initialisers; leaves under no_grad) -------------------------------
     def _assign(self, new):
         """Make `new` this tensor's value: in place for eager (same storage), a rebinding when tracing."""
@@ -297,6 +338,7 @@ class Tensor:
             value = np.broadcast_to(value, self._value.shape)
         if self._value.flags.writeable:
             np.copyto(self._value, value, casting="unsafe")
+            storage_version.bump(self._value)
         else:
             self._value = np.array(value, dtype=self._value.dtype)
         return self
@@ -464,15 +506,23 @@ class Tensor:
                 (self.requires_grad or getattr(value, "requires_grad", False)):
             # Eager autograd: the write goes on the tape as a setitem over a snapshot of the old
             # version (torch's CopySlices), so the gradient reaches `value` and skips the overwritten
-            # region.  Ops recorded on this tensor before the write see the new version.
+            # region.  Ops recorded on this tensor before the write would see the new values, so the
+            # write bumps the storage's version counter and their backward refuses to run (as in torch).
             old = Tensor._wrap(self._value.copy())
             old.requires_grad, old._ctx = self.requires_grad, self._ctx
+            saved = getattr(self, "_saved_versions", None)
+            if saved is not None:   # the snapshot stands for this tensor's output, as it was recorded
+                intact = saved[-1] == storage_version.version(self._value)
+                old._saved_versions = saved[:-1] + (0 if intact else -1,)
             new = F.setitem(old, index, value)
             if self._value.flags.writeable:
                 np.copyto(self._value, new._value, casting="unsafe")   # views of this tensor see the write
+                storage_version.bump(self._value)
             else:
                 self._value = new._value
             self.requires_grad, self._ctx = new.requires_grad, new._ctx
+            if new._ctx is not None:
+                self._saved_versions = new._saved_versions[:-1] + (storage_version.version(self._value),)
             return
         self._assign(F.setitem(self, index, value))
 

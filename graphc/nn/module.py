@@ -408,6 +408,9 @@ class Module:
         return self
 
     def share_memory(self):
+        """Put every parameter and buffer in shared memory (Tensor.share_memory_) for Hogwild training."""
+        for t in list(self.parameters()) + list(self.buffers()):
+            t.share_memory_()
         return self
 
     # --- state ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
     from graphc.ops import OPS;  OPS["exp"].impl(np.zeros(2)) -> [1., 1.]
 """
-from . import conv, elementwise, gather, linalg, movement, reduce, scan, sort, source, special  # noqa: F401  (registers the ops)
+from . import (conv, elementwise, gather, indexing, linalg, movement, reduce, scan, sort, source,  # noqa: F401
+               special)  # (registers the ops)
 from .registry import (AUTODIFF, CONV, ELEMENTWISE, KINDS, MATMUL, MOVEMENT, OPAQUE, OPS, REDUCE, SOURCE,  # noqa: F401
                        OpDef, defop, get_op)

@@ -232,3 +232,43 @@ def test_iterator_protocol():
     it = iter(DataLoader(Squares(), batch_size=4))
     assert len(it) == 3
     assert next(it).tolist() == [0, 1, 4, 9]
+
+
+def test_worker_keywords_are_checked_as_torch_checks_them():
+
+    data = list(range(10))
+    with pytest.raises(ValueError, match="prefetch_factor option could only be specified in multiprocessing"):
+        DataLoader(data, prefetch_factor=2)
+    with pytest.raises(ValueError, match="persistent_workers option needs num_workers > 0"):
+        DataLoader(data, persistent_workers=True)
+
+
+def test_workers_and_shuffle_through_kwargs_give_torch_batches_in_torch_order():
+    """num_workers/pin_memory do not change the batches: with the same generator, the same order as torch."""
+    import torch
+    kwargs = {"num_workers": 2, "pin_memory": True, "shuffle": True, "persistent_workers": True,
+              "prefetch_factor": 2, "drop_last": True}
+    data = list(range(23))
+    ours = [b.tolist() for b in DataLoader(data, batch_size=5, generator=graphc.Generator().manual_seed(3), **kwargs)]
+    again = [b.tolist() for b in DataLoader(data, batch_size=5, generator=graphc.Generator().manual_seed(3),
+                                            num_workers=0, shuffle=True, drop_last=True)]
+    assert ours == again and len(ours) == 4 and sorted(sum(ours, [])) != data[:20]
+    theirs = torch.utils.data.DataLoader(data, batch_size=5, num_workers=0, shuffle=False, drop_last=True)
+    ours_seq = DataLoader(data, batch_size=5, num_workers=2, persistent_workers=True, drop_last=True)
+    assert [b.tolist() for b in ours_seq] == [b.tolist() for b in theirs]
+
+
+def test_samplers_have_torch_names_and_paths():
+    import graphc.utils.data.sampler as sampler_module
+    from graphc.utils.data import BatchSampler, Sampler, SequentialSampler, SubsetRandomSampler
+    assert sampler_module.Sampler is Sampler
+    assert list(BatchSampler(SequentialSampler(range(5)), 2, drop_last=False)) == [[0, 1], [2, 3], [4]]
+    assert sorted(SubsetRandomSampler([3, 1, 4], generator=graphc.Generator().manual_seed(0))) == [1, 3, 4]
+
+
+def test_accelerator_is_absent_as_on_a_cpu_only_torch():
+    assert graphc.accelerator.is_available() is False
+    assert graphc.accelerator.current_accelerator() is None
+    assert graphc.xpu.is_available() is False
+    x = graphc.ones(2).to(graphc.device("cpu"))
+    assert str(x.device) == "cpu"

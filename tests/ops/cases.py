@@ -347,6 +347,36 @@ def setitem_scalar(x):
     return y
 
 
+def setitem_range_index(x, j, v):
+    y = x.clone()
+    y[range(3), j] = v
+    return y
+
+
+def setitem_overlay_max(x, j):
+    y = x.clone()
+    y[range(3), j] = x.max()
+    return y
+
+
+def setitem_slice_and_list(x, v):
+    y = x.clone()
+    y[1:, [0, 2]] = v
+    return y
+
+
+def setitem_mask_scalar(x, m):
+    y = x.clone()
+    y[m] = 0.5
+    return y
+
+
+def np_index_add(x, v, i):
+    y = x.copy()
+    np.add.at(y, i, v)
+    return y
+
+
 def one_hot(y, n=4):
     return apply_op("one_hot", y, num_classes=n, dtype=F32)
 
@@ -654,6 +684,13 @@ CASES = [
       ("real", ("fixed", "real"))),
     C("broadcast_to", lambda x: x.broadcast_to((2, 3, 4)), lambda x: np.broadcast_to(x, (2, 3, 4)), [(3, 1)]),
 
+    # norms, log1p (composites)
+    C("norm_dim_keepdim", lambda x: x.norm(2, 1, keepdim=True), lambda x: np.linalg.norm(x, axis=1, keepdims=True),
+      [(3, 4)]),
+    C("norm_all", lambda x: lib(x).norm(x), lambda x: np.linalg.norm(x), [(3, 4)]),
+    C("norm_p1_dim0", lambda x: x.norm(1, 0), lambda x: np.abs(x).sum(0), [(3, 4)]),
+    C("log1p", lambda x: lib(x).log1p(x), np.log1p, [(3,)], "pos"),
+
     # indexing
     C("getitem_int", lambda x: x[1], lambda x: x[1], [(3, 4)]),
     C("getitem_neg_int", lambda x: x[-1], lambda x: x[-1], [(3, 4)]),
@@ -684,6 +721,32 @@ CASES = [
     C("setitem_scalar", setitem_scalar, lambda x: np_setitem(x, (0, slice(None, None, 2)), 0.5), [(2, 5)]),
     C("setitem_fn", lambda x, v: graphc.functional.setitem(x, (slice(None), 0), v),
       lambda x, v: np_setitem(x, (slice(None), 0), v), [(3, 4), ()], torch=None),
+    # advanced indexing: index tensors, lists and ranges, broadcast together (PyTorch's dim placement)
+    C("getitem_two_index_tensors", lambda x, i, j: x[i, j], lambda x, i, j: x[i, j], [(4, 5), (3,), (3,)],
+      ("real", ("label", 4), ("label", 5))),
+    C("getitem_range_and_tensor", lambda x, j: x[range(3), j], lambda x, j: x[np.arange(3), j], [(3, 5), (3,)],
+      ("real", ("label", 5))),
+    C("getitem_slice_then_2d_index", lambda x, i: x[:, i], lambda x, i: x[:, i], [(3, 4), (2, 2)],
+      ("real", ("label", 4))),
+    C("getitem_separated_indices", lambda x, i, j: x[i, :, j], lambda x, i, j: x[i, :, j], [(4, 3, 5), (2,), (2,)],
+      ("real", ("label", 4), ("label", 5))),
+    # an int is a select in PyTorch, not an index array: [:, 0, :, [1, 2]] keeps the list's dim in place
+    C("getitem_int_then_list", lambda x: x[:, 0, :, [1, 2]], lambda x: x[:, 0][:, :, [1, 2]], [(2, 3, 4, 5)]),
+    C("getitem_none_and_list", lambda x: x[None, [1, 0]], lambda x: x[None, [1, 0]], [(3, 4)]),
+    C("getitem_broadcast_lists", lambda x: x[[[0], [2]], [1, 3]], lambda x: x[[[0], [2]], [1, 3]], [(3, 4)]),
+    C("getitem_ellipsis_list", lambda x: x[..., [0, 2, 0]], lambda x: x[..., [0, 2, 0]], [(2, 3, 4)]),
+    C("getitem_negative_index", lambda x: x[[-1, 0]], lambda x: x[[-1, 0]], [(3, 2)]),
+    C("setitem_range_index", setitem_range_index, lambda x, j, v: np_setitem(x, (np.arange(3), j), v),
+      [(3, 5), (3,), (3,)], ("real", ("label", 5), "real")),
+    C("setitem_overlay_max", setitem_overlay_max,
+      lambda x, j: np_setitem(x, (np.arange(3), j), x.max()), [(3, 5), (3,)], ("real", ("label", 5))),
+    C("setitem_slice_and_list", setitem_slice_and_list, lambda x, v: np_setitem(x, (slice(1, None), [0, 2]), v),
+      [(3, 4), (2, 2)]),
+    C("setitem_bool_mask_scalar", setitem_mask_scalar, lambda x, m: np_setitem(x, m, 0.5), [(3, 4), (3, 4)],
+      ("real", "bool")),
+    C("index_put_accumulate", lambda x, v, i: apply_op("index_put", x, v, i, dims=(0,), accumulate=True),
+      np_index_add, [(4, 3), (5, 3), (5,)], ("real", "real", ("label", 4)),
+      torch=lambda x, v, i: x.index_put((i,), v, accumulate=True)),
     C("getitem_grad", lambda g: apply_op("getitem_grad", g, index=((1, 3, 1), 2), shape=(4, 3)),
       lambda g: np_setitem(np.zeros((4, 3)), (slice(1, 3), 2), g), [(2,)],
       torch=t_getitem_grad((slice(1, 3), 2), (4, 3))),

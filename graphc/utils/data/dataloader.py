@@ -5,9 +5,12 @@
 
 Everything runs in the calling process. `num_workers`, `pin_memory`, `timeout`, `worker_init_fn`,
 `multiprocessing_context`, `prefetch_factor`, `persistent_workers`, `pin_memory_device` and
-`in_order` are accepted so PyTorch programs run unchanged, and have no effect: the batched fetch
-(`__getitems__`, see graphc.utils.data) makes a worker pool's pickling cost more than it saves
-for in-memory datasets such as MNIST. `get_worker_info()` is therefore always None.
+`in_order` are accepted (and checked as PyTorch checks them) so PyTorch programs run unchanged;
+the batches are the ones PyTorch's workers would deliver, in the same order (the sampler alone
+decides them), because the batched fetch (`__getitems__`, see graphc.utils.data) makes a worker
+pool's pickling cost more than it saves for in-memory datasets such as MNIST. No worker process
+exists, so `worker_init_fn` is never called and `get_worker_info()` is always None; a dataset
+whose samples depend on worker state should not rely on either.
 """
 from __future__ import annotations
 
@@ -35,6 +38,11 @@ class DataLoader:
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError("num_workers option should be non-negative; use num_workers=0 to disable "
                              "multiprocessing.")
+        if num_workers == 0 and worker_kwargs.get("prefetch_factor") is not None:
+            raise ValueError("prefetch_factor option could only be specified in multiprocessing. let num_workers > 0 "
+                             "to enable multiprocessing, otherwise set prefetch_factor to None.")
+        if num_workers == 0 and worker_kwargs.get("persistent_workers"):
+            raise ValueError("persistent_workers option needs num_workers > 0")
         self.dataset = dataset
         self.num_workers = num_workers
         self.pin_memory = pin_memory

@@ -2,6 +2,6 @@
 
     from graphc.ops import OPS;  OPS["exp"].impl(np.zeros(2)) -> [1., 1.]
 """
-from . import conv, elementwise, linalg, movement, reduce, source  # noqa: F401  (registers the ops)
+from . import collective, conv, elementwise, linalg, movement, reduce, source  # noqa: F401  (registers the ops)
 from .registry import (AUTODIFF, CONV, ELEMENTWISE, KINDS, MATMUL, MOVEMENT, OPAQUE, OPS, REDUCE, SOURCE,  # noqa: F401
                        OpDef, defop, get_op)

@@ -43,7 +43,7 @@ def _infer_start(x, token, reduce, index):
 
 @defop("allreduce_start", kind=OPAQUE, infer=_infer_start, nondiff=True, attrs=("reduce", "index"))
 class AllreduceStart:
-    """Start a sum/avg/min/max/product over ranks of x; returns a handle (and the next token).   allreduce_start(g, t)"""
+    """Start a sum/avg/min/max/product of x over ranks (MPI Iallreduce).   allreduce_start(g, t) -> handle, the next token"""
     effect = True
 
     @staticmethod
@@ -66,7 +66,7 @@ def _infer_wait(handle, reduce, shape, dtype):
 
 @defop("allreduce_wait", kind=OPAQUE, infer=_infer_wait, nondiff=True, attrs=("reduce", "shape", "dtype"))
 class AllreduceWait:
-    """Wait for a started allreduce and return its result (divided by the world size for op='avg')."""
+    """Wait for a started allreduce (MPI Wait).   allreduce_wait(h) -> [2., 3.] (ranks held [1., 2.] and [3., 4.], avg)"""
     effect = True
 
     @staticmethod

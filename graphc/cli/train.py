@@ -399,7 +399,10 @@ def _join_mpi_launch():
 
 def default_threads(world):
     """1 thread for a lone process; under mpiexec each rank takes cores / ranks-on-this-host (at least 1),
-    so that the ranks' BLAS and numba pools do not fight over the same cores (MPICH pins nothing)."""
+    so that the ranks' BLAS and numba pools do not fight over the same cores (MPICH pins nothing).
+    GRAPHC_NUM_THREADS, when set, wins over both."""
+    if os.environ.get("GRAPHC_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["GRAPHC_NUM_THREADS"]))
     if world == 1:
         return 1
     from .. import distributed as dist

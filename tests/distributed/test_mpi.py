@@ -43,3 +43,36 @@ def test_compiled_ddp_on_numba_cpu(mpirun):
     facts = _json_line(mpirun([os.path.join(HERE, "ddp_worker.py"), "numba_cpu"]))
     assert facts["ranks_equal"] and facts["max_rel_diff"] < 1e-5, facts
     assert facts["ir_allreduce_starts"] >= 1
+
+
+def test_a_rank_killed_mid_epoch_leaves_the_last_checkpoint_loadable(mpirun, tmp_path):
+    import graphc
+    path = tmp_path / "ckpt.pt"
+    proc = mpirun([os.path.join(HERE, "checkpoint_worker.py"), path], timeout=60)
+    assert proc.returncode != 0                  # the job ended (it did not hang) and says it failed
+    ckpt = graphc.load(path)
+    assert ckpt["step"] == 10 and set(ckpt["model"]) == {"weight", "bias"}
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]   # no temporary file left behind
+
+
+def test_graphc_train_under_mpiexec_then_resume(mpirun, tmp_path):
+    """Rank 0 alone prints and writes the checkpoint; a resumed run reads it on rank 0 and broadcasts it."""
+    import graphc
+    ckpt = tmp_path / "run.pt"
+    common = ["-m", "graphc", "train", "--model", "mlp", "--max-batches", "30", "--eval-limit", "500",
+              "--bench-steps", "0", "--backend", "interpreter", "--quiet"]
+    proc = mpirun(common + ["--epochs", "1", "--checkpoint", ckpt])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("Epoch: 1,") == 1 and proc.stdout.count("Summary:") == 1
+    assert "Throughput:" in proc.stdout and "2 ranks x 1920 samples" in proc.stdout
+    assert graphc.load(ckpt)["epoch"] == 1
+    proc = mpirun(common + ["--epochs", "2", "--resume", ckpt, "--checkpoint", ckpt])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Epoch: 1," not in proc.stdout and proc.stdout.count("Epoch: 2,") == 1
+    assert graphc.load(ckpt)["epoch"] == 2
+
+
+def test_a_usage_error_under_mpiexec_ends_every_rank(mpirun, tmp_path):
+    proc = mpirun(["-m", "graphc", "train", "--resume", tmp_path / "missing.pt", "--quiet"], timeout=60)
+    assert proc.returncode != 0
+    assert "no such file" in proc.stderr

@@ -17,6 +17,20 @@ def check(name, got, want):
         raise AssertionError(f"rank {dist.get_rank()}: {name}: got {got}, want {want}")
 
 
+def check_no_sync(r):
+    """Under no_sync() gradients stay local; the next synced backward averages the accumulated sums."""
+    from graphc import nn
+    net = nn.Linear(2, 1, bias=False)
+    model = nn.parallel.DistributedDataParallel(net)
+    xs = [np.array([[1., 2.]], np.float32), np.array([[3., 5.]], np.float32)]   # rank r's input
+    with model.no_sync():
+        model(graphc.tensor(xs[r])).sum().backward()
+    check("no_sync grad", net.weight.grad.numpy(), xs[r])          # d(w.x)/dw = x, not averaged
+    model(graphc.tensor(xs[r])).sum().backward()
+    check("synced grad", net.weight.grad.numpy(), (2 * xs[0] + 2 * xs[1]) / 2)
+    assert list(model.state_dict()) == ["module.weight"]          # torch's keys
+
+
 def main(mode):
     dist.init_process_group(backend="mpi")
     r, w = dist.get_rank(), dist.get_world_size()
@@ -41,6 +55,7 @@ def main(mode):
     t = graphc.tensor(values[r])
     dist.reduce(t, dst=0, op=ReduceOp.SUM)
     check("reduce", t.numpy(), values[0] + values[1] if r == 0 else values[r])
+    check_no_sync(r)
     dist.barrier()
     dist.destroy_process_group()
     assert not dist.is_initialized()

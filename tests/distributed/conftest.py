@@ -35,12 +35,13 @@ def mpi_missing():
     return None
 
 
-def run_ranks(args, n=2, timeout=TIMEOUT_S, env=None):
+def run_ranks(args, n=2, timeout=TIMEOUT_S, env=None, mpi4py_main=True):
     """mpiexec -n n python -m mpi4py ARGS from the repository root; the whole job is killed on timeout."""
     full_env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                     GRAPHC_NUM_THREADS="1")
     full_env.update(env or {})
-    cmd = [find_mpiexec(), "-n", str(n), sys.executable, "-m", "mpi4py"] + [str(a) for a in args]
+    cmd = [find_mpiexec(), "-n", str(n), sys.executable] + (["-m", "mpi4py"] if mpi4py_main else []) + \
+        [str(a) for a in args]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:

@@ -18,8 +18,9 @@ def test_every_collective_on_two_ranks(mpirun):
     assert "rank 0 ok" in proc.stdout and "rank 1 ok" in proc.stdout   # the ranks' lines may interleave
 
 
-def test_an_exception_on_one_rank_ends_every_rank(mpirun):
-    proc = mpirun([os.path.join(HERE, "collectives_worker.py"), "raise"], timeout=60)
+@pytest.mark.parametrize("mpi4py_main", [True, False], ids=["python -m mpi4py", "graphc's excepthook"])
+def test_an_exception_on_one_rank_ends_every_rank(mpirun, mpi4py_main):
+    proc = mpirun([os.path.join(HERE, "collectives_worker.py"), "raise"], timeout=60, mpi4py_main=mpi4py_main)
     assert proc.returncode != 0
     assert "rank 1 fails on purpose" in proc.stderr
     assert "ok" not in proc.stdout

@@ -24,21 +24,14 @@ def worker(args):
 
     import graphc
     import graphc.distributed as dist
-    from graphc.cli.models import build
+    from graphc.cli.models import build, make_step
     dist.init_process_group("mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
     graphc.set_num_threads(args.threads)
     graphc.manual_seed(0)
     net, criterion, opt, step = build("mlp", graphc, lr=0.01, momentum=0.9)
     model = graphc.nn.parallel.DistributedDataParallel(net) if world > 1 else net
-
-    def train_step(x, y):
-        opt.zero_grad()
-        loss = criterion(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    train_step = make_step(model, criterion, opt)
     run = train_step if args.mode == "eager" else graphc.compile(train_step, backend=args.mode)
     local = args.batch // world
     rng = np.random.default_rng(rank)

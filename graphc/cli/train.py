@@ -37,7 +37,7 @@ from .common import (CLIError, add_backend_option, add_threads_option, atomic_wr
                      check_writable_file, compile_seconds, first_line, is_tty, median_ms, non_negative_float,
                      non_negative_int, positive_float, positive_int, quiet_numba_warnings, resolve_data_root,
                      set_threads, time_interleaved)
-from .models import DEFAULTS, MODELS, build, transform
+from .models import DEFAULTS, MODELS, build, make_step, transform
 
 NAME = "train"
 HELP = "train the seed MLP or CNN on MNIST"
@@ -160,17 +160,7 @@ class Trainer:
     # --- data parallel (mpiexec) ----------------------------------------------------------------
     def _data_parallel_step(self):
         """The seed's step over DistributedDataParallel(net): rank 0's weights, gradients averaged."""
-        model = self.graphc.nn.parallel.DistributedDataParallel(self.net)
-        criterion, optimizer = self.criterion, self.optimizer
-
-        def train_step(x, y):
-            optimizer.zero_grad()
-            loss = criterion(model(x), y)
-            loss.backward()
-            optimizer.step()
-            return loss
-
-        return train_step
+        return make_step(self.graphc.nn.parallel.DistributedDataParallel(self.net), self.criterion, self.optimizer)
 
     # --- checkpoints ---------------------------------------------------------------------------
     def _read_checkpoint(self, path):

@@ -10,6 +10,7 @@ import numpy as np
 import graphc
 import graphc.distributed as dist
 from graphc import nn
+from graphc.cli.models import make_step
 
 STEPS, BATCH = 30, 8
 
@@ -29,15 +30,7 @@ def batches(world):
 
 
 def train(model, params, xs_ys, rank, batch, mode):
-    opt = graphc.optim.SGD(params, lr=0.1, momentum=0.9)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = make_step(model, nn.CrossEntropyLoss(), graphc.optim.SGD(params, lr=0.1, momentum=0.9))
     run = step if mode == "eager" else graphc.compile(step, backend=mode)
     for x, y in xs_ys:
         part = slice(rank * batch, (rank + 1) * batch)

@@ -4,6 +4,7 @@ import pytest
 import graphc
 import graphc.distributed as dist
 from graphc import nn
+from graphc.cli.models import make_step
 from graphc.ir import parse_graph, verify
 from graphc.passes import cse, dce
 from graphc.passes.pipeline import default_passes
@@ -79,15 +80,7 @@ def test_a_compiled_ddp_step_is_one_graph_with_its_allreduce_after_every_pass():
     graphc.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     model = nn.parallel.DistributedDataParallel(net)
-    opt = graphc.optim.SGD(model.parameters(), lr=0.1)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = make_step(model, nn.CrossEntropyLoss(), graphc.optim.SGD(model.parameters(), lr=0.1))
     compiled = graphc.compile(step, backend="interpreter")
     compiled(graphc.randn(5, 3), graphc.tensor([0, 1, 1, 0, 1]))
     for stage in compiled.stages():

@@ -20,7 +20,7 @@ import traceback
 import numpy as np
 
 from ..errors import GraphcError
-from .comm import launched_by_mpi, load_mpi, local_world_size, require_comm, state
+from .comm import launched_by_mpi, load_mpi, local_world_size, mpi_op, require_comm, state
 
 __all__ = ["ReduceOp", "init_process_group", "is_initialized", "is_available", "get_rank", "get_world_size",
            "all_reduce", "broadcast", "all_gather", "reduce", "barrier", "destroy_process_group",
@@ -131,16 +131,6 @@ def destroy_process_group(group=None):
     state.comm = None
 
 
-def mpi_op(op):
-    """The MPI reduction for a ReduceOp (AVG is a SUM followed by a division)."""
-    MPI = load_mpi()
-    if MPI is None:
-        return None
-    op = _reduce_op(op)
-    return {ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.PRODUCT: MPI.PROD,
-            ReduceOp.MIN: MPI.MIN, ReduceOp.MAX: MPI.MAX}[op]
-
-
 def _reduce_op(op):
     if isinstance(op, ReduceOp):
         return op
@@ -174,7 +164,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     comm = require_comm("all_reduce")
     op = _reduce_op(op)
     arr = _buffer(tensor, "all_reduce")
-    comm.Allreduce(_in_place(comm), arr, op=mpi_op(op))
+    comm.Allreduce(_in_place(comm), arr, op=mpi_op(op.value))
     if op is ReduceOp.AVG:
         _divide(arr, comm.Get_size())
     return None
@@ -199,11 +189,11 @@ def reduce(tensor, dst=0, op=ReduceOp.SUM, group=None, async_op=False):
     op = _reduce_op(op)
     arr = _buffer(tensor, "reduce")
     if comm.Get_rank() == dst:
-        comm.Reduce(_in_place(comm), arr, op=mpi_op(op), root=dst)
+        comm.Reduce(_in_place(comm), arr, op=mpi_op(op.value), root=dst)
         if op is ReduceOp.AVG:
             _divide(arr, comm.Get_size())
     else:
-        comm.Reduce(arr, None, op=mpi_op(op), root=dst)
+        comm.Reduce(arr, None, op=mpi_op(op.value), root=dst)
 
 
 def all_gather(tensor_list, tensor, group=None, async_op=False):

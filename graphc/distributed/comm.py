@@ -50,6 +50,14 @@ def local_world_size():
     return 1
 
 
+def mpi_op(name):
+    """The MPI reduction named by a ReduceOp value ("sum", "avg", ...); AVG is a SUM the caller divides."""
+    MPI = load_mpi()
+    if MPI is None:
+        return None
+    return {"sum": MPI.SUM, "avg": MPI.SUM, "product": MPI.PROD, "min": MPI.MIN, "max": MPI.MAX}[name]
+
+
 def require_comm(op):
     """The communicator, or a graphc-style error naming `op` when no group is initialized."""
     if state.comm is None:

@@ -22,9 +22,10 @@ _pending = {}                      # handle -> (MPI request or None, result buff
 _handles = itertools.count(1)
 
 
-def _communicator(op):
-    from ..distributed.comm import require_comm   # the group lives above the op table; no graphc frontend import
-    return require_comm(op)
+def _comm():
+    # The process group's state lives in graphc.distributed.comm, which imports nothing above the op table.
+    from ..distributed import comm
+    return comm
 
 
 @defop("collective_token", kind=OPAQUE, infer=lambda: ((), _HANDLE), nondiff=True)
@@ -48,13 +49,13 @@ class AllreduceStart:
 
     @staticmethod
     def impl(x, token, reduce, index):
-        from ..distributed import mpi_op
-        comm = _communicator("allreduce_start")
+        mpi = _comm()
+        comm = mpi.require_comm("allreduce_start")
         buf = np.array(x, order="C")       # MPI writes into a buffer of its own while the step goes on
         request = None
         if comm.Get_size() > 1:
             from mpi4py import MPI
-            request = comm.Iallreduce(MPI.IN_PLACE, buf, op=mpi_op(reduce))
+            request = comm.Iallreduce(MPI.IN_PLACE, buf, op=mpi.mpi_op(reduce))
         handle = next(_handles)
         _pending[handle] = (request, buf, comm.Get_size())
         return np.int64(handle)

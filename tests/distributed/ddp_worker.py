@@ -1,6 +1,6 @@
 """Run under `mpiexec -n 2 python -m mpi4py`: DDP on 2 ranks vs one process on the global batch.
 
-    python -m mpi4py ddp_worker.py eager|interpreter|numba_cpu  -> rank 0 prints one JSON line
+    python -m mpi4py ddp_worker.py eager|interpreter|numba_cpu [bucket_cap_mb]  -> rank 0 prints one JSON line
 """
 import json
 import sys
@@ -38,12 +38,12 @@ def train(model, params, xs_ys, rank, batch, mode):
     return run
 
 
-def main(mode):
+def main(mode, bucket_cap_mb=25.0):
     dist.init_process_group("mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
     net = build(seed=100 + rank)           # every rank seeded differently: DDP must broadcast rank 0's
     before = [p.detach().numpy().copy() for p in net.parameters()]
-    ddp = nn.parallel.DistributedDataParallel(net)
+    ddp = nn.parallel.DistributedDataParallel(net, bucket_cap_mb=bucket_cap_mb)
     received = [p.detach().numpy().copy() for p in net.parameters()]
     rank0_init = [p.detach().numpy() for p in build(seed=100).parameters()]
     facts = {"got_rank0_init": all(np.array_equal(a, b) for a, b in zip(rank0_init, received)),
@@ -57,7 +57,7 @@ def main(mode):
         want = np.concatenate([p.detach().numpy().ravel() for p in ref.parameters()])
         rel = float(np.max(np.abs(mine - want)) / np.max(np.abs(want)))
         ir = run.ir() if mode != "eager" else ""
-        print(json.dumps({"mode": mode, "world": world, "max_rel_diff": rel,
+        print(json.dumps({"mode": mode, "world": world, "max_rel_diff": rel, "buckets": len(ddp._buckets),
                           "ranks_equal": all(np.array_equal(mine, e) for e, _ in every),
                           "every_rank_got_rank0_init": all(f["got_rank0_init"] for _, f in every),
                           "changed_by_broadcast": [f["changed_by_broadcast"] for _, f in every],
@@ -68,4 +68,4 @@ def main(mode):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], *map(float, sys.argv[2:]))

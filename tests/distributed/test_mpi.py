@@ -26,16 +26,18 @@ def test_an_exception_on_one_rank_ends_every_rank(mpirun, mpi4py_main):
     assert "ok" not in proc.stdout
 
 
-@pytest.mark.parametrize("mode", ["eager", "interpreter"])
-def test_ddp_equals_one_process_on_the_global_batch(mpirun, mode):
-    """30 steps, each rank seeded differently: DDP broadcasts rank 0's weights and averages the gradients."""
-    facts = _json_line(mpirun([os.path.join(HERE, "ddp_worker.py"), mode]))
-    assert facts["world"] == 2
+@pytest.mark.parametrize("mode,bucket_cap_mb,buckets", [("eager", 25, 1), ("interpreter", 25, 1),
+                                                        ("eager", 0.00005, 3), ("interpreter", 0.00005, 3)])
+def test_ddp_equals_one_process_on_the_global_batch(mpirun, mode, bucket_cap_mb, buckets):
+    """30 steps, each rank seeded differently: DDP broadcasts rank 0's weights and averages the gradients
+    (in one bucket, and in three: a 52-byte cap cuts [fc2 bias + weight], [fc1 bias], [fc1 weight])."""
+    facts = _json_line(mpirun([os.path.join(HERE, "ddp_worker.py"), mode, bucket_cap_mb]))
+    assert facts["world"] == 2 and facts["buckets"] == buckets
     assert facts["every_rank_got_rank0_init"] and facts["changed_by_broadcast"] == [False, True]
     assert facts["ranks_equal"]
     assert facts["max_rel_diff"] < 1e-5, facts
     if mode != "eager":   # forward, backward, allreduce and update: one compiled graph
-        assert facts["ir_allreduce_starts"] >= 1 and facts["ir_allreduce_waits"] == facts["ir_allreduce_starts"]
+        assert facts["ir_allreduce_starts"] == facts["ir_allreduce_waits"] == buckets
 
 
 @pytest.mark.xfail(reason="numba_cpu needs the generic 'extern' lowering (ops without a numba kernel run their "

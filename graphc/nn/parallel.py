@@ -84,6 +84,9 @@ class DistributedDataParallel(Module):
 
     def _grad_ready(self, param):
         if not self.require_backward_grad_sync:
+            if _context.tracer is not None:   # the guard of a compiled step does not key on no_sync()
+                raise GraphcError("DistributedDataParallel", "no_sync() inside a compiled step is not supported",
+                                  hint="accumulate gradients in eager code, or compile a step without no_sync()")
             return
         b = self._bucket_of[id(param)]
         self._ready[b] += 1

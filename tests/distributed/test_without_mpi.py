@@ -45,3 +45,18 @@ def test_collectives_before_init_say_how_to_fix_it():
         dist.all_reduce(graphc.tensor([1.]))
     with pytest.raises(graphc.GraphcError, match="not initialized"):
         nn.parallel.DistributedDataParallel(nn.Linear(1, 1))
+
+
+def test_no_sync_inside_a_compiled_step_is_a_clear_error(no_mpi4py):
+    dist.init_process_group()
+    net = nn.Linear(2, 1)
+    model = nn.parallel.DistributedDataParallel(net)
+
+    @graphc.compile(backend="interpreter")
+    def accumulate(x):
+        with model.no_sync():
+            model(x).sum().backward()
+
+    with pytest.raises(graphc.GraphcError, match="(?s)no_sync.. inside a compiled step"):
+        accumulate(graphc.ones(3, 2))
+    assert net.weight.grad is None                 # the failed trace left nothing behind

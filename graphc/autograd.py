@@ -158,6 +158,15 @@ def _accumulate_leaf(t, g):
         t.grad = g.clone() if g.requires_grad else g._copy_fresh()
     else:
         t.grad = t.grad + g
+    run_post_accumulate_hooks(t)
+
+
+def run_post_accumulate_hooks(t):
+    """Tell the leaf's hooks (Tensor.register_post_accumulate_grad_hook) that its .grad is final."""
+    hooks = t.__dict__.get("_post_accumulate_grad_hooks")
+    if hooks:
+        for hook in list(hooks.values()):
+            hook(t)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):

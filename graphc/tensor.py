@@ -81,6 +81,19 @@ def result_dtype(a, b):
     return np.promote_types(da, db)
 
 
+class _HookHandle:
+    """What register_*_hook returns: .remove() unregisters the hook."""
+
+    _ids = iter(range(1 << 62))
+
+    def __init__(self, hooks, hook):
+        self.hooks, self.key = hooks, next(_HookHandle._ids)
+        hooks[self.key] = hook
+
+    def remove(self):
+        self.hooks.pop(self.key, None)
+
+
 class Tensor:
     """A multi-dimensional array with autograd, mirroring torch.Tensor."""
 
@@ -323,6 +336,17 @@ class Tensor:
         # The block pickles as its name; the gradient stays behind (per process, as in PyTorch).
         extra = {k: v for k, v in self.__dict__.items() if k not in ("_shared_block", "_saved_versions")}
         return rebuild_tensor, (type(self), self._shared_block, self.requires_grad, extra)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call hook(self) once this leaf's .grad is final for a backward (eager and traced alike).
+
+        torch's name and contract; DistributedDataParallel starts a gradient bucket's allreduce from
+        it.   h = w.register_post_accumulate_grad_hook(fn); ...; h.remove()
+        """
+        if self._ctx is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        hooks = self.__dict__.setdefault("_post_accumulate_grad_hooks", {})
+        return _HookHandle(hooks, hook)
 
     # --- in place (optimizers, initialisers; leaves under no_grad) -------------------------------
     def _assign(self, new):

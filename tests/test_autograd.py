@@ -339,3 +339,16 @@ def test_gradcheck_keeps_non_float_inputs():
     labels = graphc.tensor([2])
     assert gradcheck(lambda x, y: (x.log_softmax(1) * graphc.functional.apply_op(
         "one_hot", y, num_classes=3, dtype=np.dtype(np.float64))).sum(), (x, labels))
+
+
+def test_post_accumulate_grad_hook_sees_the_final_grad_once_per_backward():
+    w = graphc.tensor([1., 2.], requires_grad=True)
+    seen = []
+    handle = w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.numpy().copy()))
+    (w * w + w * 3).sum().backward()               # two paths into w: the hook runs once, after both
+    assert len(seen) == 1 and np.allclose(seen[0], [5., 7.])
+    handle.remove()
+    (w * w).sum().backward()
+    assert len(seen) == 1
+    with pytest.raises(RuntimeError, match="non-leaf"):
+        (w * 2).register_post_accumulate_grad_hook(print)

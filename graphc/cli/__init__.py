@@ -63,4 +63,8 @@ def main(argv=None):
 def _fail(message):
     message = " ".join(str(message).split())   # one line, whatever the message held
     print(f"graphc: error: {message}", file=sys.stderr)
+    from .. import distributed as dist
+    if dist.get_world_size() > 1:   # under mpiexec: end every rank rather than leave them waiting for this one
+        sys.stderr.flush()
+        dist.state.comm.Abort(USAGE_ERROR)
     return USAGE_ERROR

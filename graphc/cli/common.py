@@ -195,8 +195,9 @@ def set_threads(n):
 
 
 def add_threads_option(p, default=1):
+    shown = "1; under mpiexec, cores / ranks on this host" if default is None else "%(default)s"
     p.add_argument("--threads", type=positive_int, default=default, metavar="N",
-                   help="threads for BLAS (numpy's and scipy's), numba kernels and torch (default %(default)s); "
+                   help=f"threads for BLAS (numpy's and scipy's), numba kernels and torch (default {shown}); "
                         "1 avoids the multi-threaded BLAS slowdown on small matmuls when other processes share the CPU")
 
 

@@ -83,11 +83,16 @@ def build(model, torch, lr=0.01, momentum=0.0, dropout=True):
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
 
+    return net, criterion, optimizer, make_step(net, criterion, optimizer)
+
+
+def make_step(model, criterion, optimizer):
+    """The seed's training step over `model` (a bare net, or one wrapped in DistributedDataParallel)."""
     def train_step(x, y):
         optimizer.zero_grad()
-        loss = criterion(net(x), y)
+        loss = criterion(model(x), y)
         loss.backward()
         optimizer.step()
         return loss
 
-    return net, criterion, optimizer, train_step
+    return train_step

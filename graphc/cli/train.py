@@ -15,6 +15,12 @@ Defaults per model (the seed programs' settings, except where noted):
        Normalize((0.5,), (0.5,)).  The seed runs 10 epochs; a CNN epoch takes minutes on a
        small CPU, so pass --epochs 10 for the full run (or --max-batches N for a short one).
 
+Under mpiexec (`mpiexec -n 2 python -m graphc train`), the run is data-parallel: each rank trains
+on its shard of the data (DistributedSampler, --batch-size per rank), the model is wrapped in
+DistributedDataParallel, only rank 0 prints and writes checkpoints (the others wait at a
+barrier), throughput is the global samples/s, and each rank defaults to cores / ranks-on-this-host
+threads.
+
 With --checkpoint, a checkpoint is written atomically (graphc.save) after every epoch: model and
 optimizer state, the epoch, the random-number state and the loss/accuracy history. --resume
 continues from one at the next epoch, with the same optimizer state and data order; the
@@ -31,7 +37,7 @@ from .common import (CLIError, add_backend_option, add_threads_option, atomic_wr
                      check_writable_file, compile_seconds, first_line, is_tty, median_ms, non_negative_float,
                      non_negative_int, positive_float, positive_int, quiet_numba_warnings, resolve_data_root,
                      set_threads, time_interleaved)
-from .models import DEFAULTS, MODELS, build, transform
+from .models import DEFAULTS, MODELS, build, make_step, transform
 
 NAME = "train"
 HELP = "train the seed MLP or CNN on MNIST"
@@ -72,7 +78,7 @@ def add_arguments(p):
     p.add_argument("--bench-steps", type=non_negative_int, default=None, metavar="N",
                    help="steps of each kind timed for the eager-vs-compiled summary, 0 to skip it; "
                         "default: mlp 20, cnn 5")
-    add_threads_option(p)
+    add_threads_option(p, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bar or compile notes (stderr)")
 
 
@@ -91,8 +97,10 @@ class Trainer:
         self.graphc = graphc
         self.args = args
         self.out = out or sys.stdout
-        self.quiet = args.quiet
-        ckpt = read_checkpoint(args.resume) if args.resume else None
+        self.dist = _join_mpi_launch()
+        self.rank, self.world = self.dist.get_rank(), self.dist.get_world_size()
+        self.quiet = args.quiet or self.rank != 0
+        ckpt = self._read_checkpoint(args.resume) if args.resume else None
         if ckpt is not None and args.model is not None and args.model != ckpt["model"]:
             raise CLIError(f"--resume {args.resume}: the checkpoint holds a {ckpt['model']} model, "
                            f"not --model {args.model}")
@@ -115,10 +123,12 @@ class Trainer:
         if not args.eager or self.bench_steps:
             check_backend(self.backend)
         quiet_numba_warnings()
-        set_threads(args.threads)
+        set_threads(args.threads or default_threads(self.world))
 
         graphc.manual_seed(args.seed)
         self.net, self.criterion, self.optimizer, self.step = build(self.model, graphc, lr=lr, momentum=momentum)
+        if self.world > 1:
+            self.step = self._data_parallel_step()
         self.compiled = None if args.eager else graphc.compile(self.step, backend=self.backend)
         self.history = {"loss": [], "accuracy": [], "seconds": []}
         self.start_epoch = 0
@@ -137,12 +147,44 @@ class Trainer:
         tf = transform(self.model)
         self.train_set = MNIST(root=self.data_root, train=True, transform=tf)
         self.test_set = MNIST(root=self.data_root, train=False, transform=tf)
-        self.train_loader = DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+        self.sampler = None
+        if self.world > 1:
+            from ..utils.data import DistributedSampler
+            self.sampler = DistributedSampler(self.train_set, seed=args.seed)
+        self.train_loader = DataLoader(self.train_set, batch_size=self.batch_size, shuffle=self.sampler is None,
+                                       sampler=self.sampler)
         self.test_loader = DataLoader(self.test_set, batch_size=EVAL_BATCH, shuffle=False)
         self.train_seconds = 0.0
         self.compile_note = None
 
+    # --- data parallel (mpiexec) ----------------------------------------------------------------
+    def _data_parallel_step(self):
+        """The seed's step over DistributedDataParallel(net): rank 0's weights, gradients averaged."""
+        return make_step(self.graphc.nn.parallel.DistributedDataParallel(self.net), self.criterion, self.optimizer)
+
     # --- checkpoints ---------------------------------------------------------------------------
+    def _read_checkpoint(self, path):
+        """Rank 0 reads the checkpoint and broadcasts it (ranks on other machines need no copy of the file)."""
+        if self.world == 1:
+            return read_checkpoint(path)
+        ckpt, error = None, None
+        if self.rank == 0:
+            try:
+                ckpt = read_checkpoint(path)
+            except CLIError as exc:
+                error = str(exc)
+        ckpt, error = self.dist.broadcast_object((ckpt, error))
+        if error:
+            raise CLIError(error)
+        return ckpt
+
+    def _save_checkpoint(self, epoch):
+        """graphc.save on rank 0 only (atomic: a killed run leaves the previous file whole); the others wait."""
+        if self.rank == 0:
+            self.graphc.save(self.checkpoint_state(epoch), self.args.checkpoint)
+        if self.world > 1:
+            self.dist.barrier()
+
     def _restore(self, ckpt):
         where = f"--resume {self.args.resume}"
         try:
@@ -178,18 +220,23 @@ class Trainer:
             self._note(f"the checkpoint already has {self.start_epoch} epochs (--epochs {self.epochs}); "
                        f"nothing to train")
         for epoch in range(self.start_epoch, self.epochs):
+            if self.sampler is not None:
+                self.sampler.set_epoch(epoch)
             t0 = time.perf_counter()
             loss = self.train_epoch(epoch)
             seconds = time.perf_counter() - t0
             self.train_seconds += seconds
             self.print('Epoch: %d, Loss: %.3f' % (epoch + 1, loss))
+            if self.world > 1:
+                self.print(f"Throughput: {self.epoch_samples * self.world / seconds:,.0f} samples/s "
+                           f"({self.world} ranks x {self.epoch_samples} samples in {seconds:.1f} s)")
             correct, total = self.evaluate()
             self.print(f"Test accuracy: {100.0 * correct / total:.2f}% ({correct}/{total})")
             self.history["loss"].append(loss)
             self.history["accuracy"].append(correct / total)
             self.history["seconds"].append(seconds)
             if self.args.checkpoint:
-                self.graphc.save(self.checkpoint_state(epoch + 1), self.args.checkpoint)
+                self._save_checkpoint(epoch + 1)
         if self.args.plot:
             write_plot(self.history, self.args.plot, f"graphc train --model {self.model}")
             self._note(f"wrote {self.args.plot}")
@@ -212,11 +259,14 @@ class Trainer:
                 bar.update(1)
                 now = time.perf_counter()
                 if now - shown_t > 0.5 or i + 1 == n_batches:
-                    rate = (samples - shown_samples) / max(now - shown_t, 1e-9)
+                    rate = (samples - shown_samples) * self.world / max(now - shown_t, 1e-9)
                     shown_t, shown_samples = now, samples
                     bar.set_postfix_str(f"loss {running / (i + 1):.3f}, {rate:,.0f} samples/s", refresh=False)
         finally:
             bar.close()
+        self.epoch_samples = samples
+        if self.world > 1:   # the seed's line shows the mean loss over every rank's batches
+            running = sum(self.dist.state.comm.allgather(running)) / self.world
         return running / max(n_batches, 1)
 
     def _train_step(self, inputs, labels, bar):
@@ -230,7 +280,17 @@ class Trainer:
                     if self.backend.startswith("numba") else ""
                 bar.write(f"compiling the training step ({self.backend}{extra})...", file=sys.stderr)
             t = time.perf_counter()
-            loss = call_as_user(self.compiled, inputs, labels)
+            try:
+                loss = call_as_user(self.compiled, inputs, labels)
+            except self.graphc.errors.BackendError as exc:
+                if self.world == 1 or self.backend == "interpreter":
+                    raise
+                # Every rank fails alike (same graph, same backend), before the step ran: no state changed.
+                self._note(f"the {self.backend} backend cannot run the step's allreduce ({first_line(exc)}); "
+                           f"compiling it for the interpreter backend instead")
+                self.backend = "interpreter"
+                self.compiled = self.graphc.compile(self.step, backend=self.backend)
+                loss = call_as_user(self.compiled, inputs, labels)
             stats = self.compiled.stats()
             self.compile_note = _compile_text(stats, time.perf_counter() - t)
             if not self.quiet:
@@ -239,7 +299,15 @@ class Trainer:
         return self.compiled(inputs, labels)
 
     def evaluate(self):
-        """(correct, total) on the test set (or its first --eval-limit images), eagerly, in eval mode."""
+        """(correct, total) on the test set (or its first --eval-limit images), eagerly, in eval mode.
+
+        Data parallel, every rank holds the same weights: rank 0 evaluates and tells the others.
+        """
+        if self.world > 1:
+            return self.dist.broadcast_object(self._evaluate() if self.rank == 0 else None)
+        return self._evaluate()
+
+    def _evaluate(self):
         limit = self.args.eval_limit or len(self.test_set)
         correct = total = 0
         self.net.eval()
@@ -262,6 +330,8 @@ class Trainer:
         acc = self.history["accuracy"][-1] if self.history["accuracy"] else None
         epochs_done = len(self.history["accuracy"])
         mode = "eager" if self.args.eager else f"compiled, {self.backend}"
+        if self.world > 1:
+            mode += f", {self.world} MPI ranks x batch {self.batch_size}"
         self.print("")
         self.print(f"Summary: {self.model}, batch {self.batch_size}, SGD lr {self.lr:g} momentum {self.momentum:g}, "
                    f"{epochs_done} epoch{'s' if epochs_done != 1 else ''}")
@@ -301,11 +371,32 @@ class Trainer:
 
     # --- output ----------------------------------------------------------------------------------
     def print(self, text):
-        print(text, file=self.out, flush=True)
+        if self.rank == 0:
+            print(text, file=self.out, flush=True)
 
     def _note(self, text):
         if not self.quiet:
             print(f"graphc: {text}", file=sys.stderr, flush=True)
+
+
+def _join_mpi_launch():
+    """graphc.distributed, with the process group initialized when mpiexec started this process."""
+    from .. import distributed as dist
+    if dist.launched_by_mpi() and not dist.is_initialized():
+        dist.init_process_group(backend="mpi")
+    return dist
+
+
+def default_threads(world):
+    """1 thread for a lone process; under mpiexec each rank takes cores / ranks-on-this-host (at least 1),
+    so that the ranks' BLAS and numba pools do not fight over the same cores (MPICH pins nothing).
+    GRAPHC_NUM_THREADS, when set, wins over both."""
+    if os.environ.get("GRAPHC_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["GRAPHC_NUM_THREADS"]))
+    if world == 1:
+        return 1
+    from .. import distributed as dist
+    return max(1, (os.cpu_count() or 1) // dist.local_world_size())
 
 
 def _compile_text(stats, first_call_s):

@@ -248,6 +248,8 @@ class CompiledFunction:
         t1 = time.perf_counter()
         graph = manager.run(record.graph)
         timings["passes"] = time.perf_counter() - t1
+        from ..distributed import check_collective_order
+        check_collective_order(graph)
         record.trace_graph, record.graph = record.graph, graph
         t2 = time.perf_counter()
         run = backend.compile(graph, **self.options)

@@ -212,6 +212,9 @@ class Tracer(GraphBuilder):
             if g.dtype != leaf.dtype:
                 g = g.to(leaf.dtype)
             leaf.grad = g if leaf.grad is None else leaf.grad + g
+        from ..autograd import run_post_accumulate_hooks
+        for leaf in leaves:   # after every grad request: a hook may read several leaves' grads
+            run_post_accumulate_hooks(leaf)
 
     def _differentiable_ancestors(self, value):
         seen, stack = set(), [value]

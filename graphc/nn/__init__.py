@@ -14,6 +14,7 @@ from .dropout import Dropout, Dropout1d, Dropout2d  # noqa: F401
 from .linear import Flatten, Identity, Linear, Unflatten  # noqa: F401
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss,  # noqa: F401
                    NLLLoss, SmoothL1Loss)
+from . import parallel  # noqa: F401,E402  (graphc.nn.parallel.DistributedDataParallel)
 from .module import Module  # noqa: F401
 from .normalization import Embedding, GroupNorm, LayerNorm  # noqa: F401
 from .parameter import Parameter  # noqa: F401

@@ -46,6 +46,7 @@ class OpDef:
     nondiff: bool = False                # no gradient flows through (comparisons, argmax, one_hot...)
     scalar: Optional[str] = None         # per-element template, "{0}" ... for inputs, attrs by name
     attrs: tuple = ()                    # attribute names, in the order the printer writes them
+    effect: bool = False                 # observable beyond its result (collectives): DCE keeps it, CSE never merges
     source_file: str = ""
     doc: str = ""
     extra: dict = field(default_factory=dict)
@@ -65,12 +66,13 @@ def defop(name, *, kind, infer, nondiff=False, attrs=()):
         if name in OPS:
             raise ValueError(f"op {name!r} declared twice ({OPS[name].source_file} and {inspect.getfile(cls)})")
         extra = {k: v for k, v in vars(cls).items()
-                 if not k.startswith("__") and k not in ("impl", "vjp", "scalar")}
+                 if not k.startswith("__") and k not in ("impl", "vjp", "scalar", "effect")}
         op = OpDef(
             name=name, kind=kind, infer=infer,
             impl=getattr(cls, "impl", None),
             vjp=getattr(cls, "vjp", None),
             nondiff=nondiff, scalar=getattr(cls, "scalar", None), attrs=tuple(attrs),
+            effect=bool(getattr(cls, "effect", False)),
             source_file=inspect.getfile(cls), doc=(cls.__doc__ or "").strip(), extra=extra)
         if op.vjp is not None:
             # A rule that takes `needs` is told which inputs want a gradient, so that eager mode skips

@@ -11,12 +11,14 @@ Every graphc op is a pure function of its operands and attributes, so equal keys
 values. That includes `uniform`: its bits are a function of (seed, offset, shape), so two draws
 from the same seed and offset ARE the same numbers. `grad` requests merge only when loss, wrt
 and seed are the same values; a value that a `grad` differentiates with respect to never merges
-(two equal `ones(3, requires_grad=True)` are still two variables with two gradients).
+(two equal `ones(3, requires_grad=True)` are still two variables with two gradients), and
+neither does an op with an effect: two allreduces of one value are two collectives.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..ops import OPS
 from .dce import grad_wrt, replace_uses, resolve
 
 __all__ = ["cse", "attr_key"]
@@ -75,8 +77,8 @@ def cse(graph):
     variables = grad_wrt(graph)
     for node in graph.nodes:
         node.inputs = [resolve(v, replace) for v in node.inputs]
-        if id(node.out) in variables:
-            kept.append(node)       # a grad's wrt is a variable of its own, even when it equals another
+        if id(node.out) in variables or OPS[node.op].effect:
+            kept.append(node)       # a grad's wrt is a variable of its own; an effect happens once per node
             continue
         key = node_key(node)
         first = seen.get(key)

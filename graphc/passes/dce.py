@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+from ..ops import OPS
+
 __all__ = ["dce", "replace_uses", "grad_wrt"]
 
 
@@ -17,12 +19,12 @@ def dce(graph):
     """Remove nodes whose results neither an output, an update, nor a live node reads.
 
     Every graphc op is pure (`uniform` is counter-based, `grad` is a request the autodiff pass
-    expands), so a node nobody reads can always go.
+    expands) except those with an effect (collectives), which stay even when nobody reads them.
     """
     live = {id(v) for v in graph.live_roots()}
     kept = []
     for node in reversed(graph.nodes):
-        if id(node.out) in live:
+        if id(node.out) in live or OPS[node.op].effect:
             kept.append(node)
             live.update(id(v) for v in node.inputs)
     kept.reverse()

@@ -13,12 +13,12 @@ from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .device import accelerator, backends, cuda, device, xpu
 from .errors import DTypeError, GradError, GraphcError, ShapeError, TraceError
 from .functional import (abs, add, allclose, amax, amin, arange, argmax, argmin, argsort, as_tensor, bmm, cat, chunk,
-                         clamp, clip, concat, concatenate, cumsum, div, dot, einsum, empty, empty_like, eq, equal, erf,
+                         clamp, clip, concat, concatenate, cos, cumsum, div, dot, einsum, empty, empty_like, eq, equal, erf,
                          exp, eye, flatten, from_numpy, full, full_like, gather, ge, gt, index_select, is_tensor, isinf,
                          isnan, le, linspace, log, log1p, log_softmax, logical_and, logical_not, logical_or, logsumexp, lt,
                          masked_fill, matmul, max, maximum, mean, min, minimum, mm, mul, ne, neg, norm, numel, ones,
                          ones_like, permute, pow, relu, repeat, reshape, return_types, rsqrt, scatter, scatter_add,
-                         sigmoid, sign, softmax, sort, split, sqrt, square, squeeze, stack, std, sub, sum, t, tanh,
+                         sigmoid, sign, sin, softmax, sort, split, sqrt, square, squeeze, stack, std, sub, sum, t, tanh,
                          tensor, topk, transpose, tril, triu, unsqueeze, var, where, zeros, zeros_like)
 from .random import (Generator, bernoulli, default_generator, initial_seed, manual_seed, rand, rand_like, randint,
                      randn, randn_like, randperm, seed)

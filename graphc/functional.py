@@ -120,6 +120,18 @@ def erf(x):
 
 
 @method
+def sin(x):
+    """Elementwise sine.   sin(tensor([0.])) -> [0.]"""
+    return apply("sin", _float(x))
+
+
+@method
+def cos(x):
+    """Elementwise cosine.   cos(tensor([0.])) -> [1.]"""
+    return apply("cos", _float(x))
+
+
+@method
 def isnan(x):
     """Where x is NaN, a bool tensor.   isnan(tensor([1., nan])) -> [False, True]"""
     return apply("isnan", _t(x))

@@ -2,9 +2,11 @@
 
     graphc.manual_seed(0); graphc.rand(2) -> the same two numbers on every run
 
-Two streams live in a Generator: numpy's PCG64 for parameter init and data shuffling (eager only),
-and a counter-based stream (seed, offset) for dropout masks, which eager mode, the interpreter and
-every compiled backend compute the same way from the op table's `uniform` op.
+Two streams live in a Generator: numpy's PCG64 for parameter init (Tensor.uniform_/normal_),
+randint, randperm and data shuffling (eager only), and a counter-based stream (seed, offset) for
+rand, randn, their _like forms and dropout masks, which eager mode, the interpreter and every
+compiled backend compute the same way from the op table's `uniform` op.  So noise drawn inside a
+compiled step (a VAE's reparameterisation, say) is fresh on every call and equal to eager's.
 """
 from __future__ import annotations
 
@@ -85,19 +87,34 @@ def _size(size):
     return tuple(int(s) for s in size)
 
 
-def _out(arr, dtype, requires_grad):
-    t = Tensor._constant(arr.astype(np.dtype(dtype or DEFAULT_DTYPE), copy=False))
+def init_uniform(shape, dtype, generator=None):
+    """Uniform [0, 1) floats from the numpy stream, for parameter init.   init_uniform((2,), 'float32')"""
+    return Tensor._constant(_gen(generator).random(tuple(shape)).astype(np.dtype(dtype), copy=False))
+
+
+def init_normal(shape, dtype, generator=None):
+    """Standard normal floats from the numpy stream, for parameter init.   init_normal((2,), 'float32')"""
+    return Tensor._constant(_gen(generator).standard_normal(tuple(shape)).astype(np.dtype(dtype), copy=False))
+
+
+def _fresh(t, dtype, requires_grad):
+    t = t.to(np.dtype(dtype or DEFAULT_DTYPE))
     return t.requires_grad_(True) if requires_grad else t
 
 
 def rand(*size, generator=None, dtype=None, requires_grad=False, device=None):
-    """Uniform [0, 1) floats.   rand(2, 3) -> shape [2, 3]"""
-    return _out(_gen(generator).random(_size(size)), dtype, requires_grad)
+    """Uniform [0, 1) floats from the counter-based stream (traceable).   rand(2, 3) -> shape [2, 3]"""
+    return _fresh((generator or default_generator).uniform(_size(size)), dtype, requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, requires_grad=False, device=None):
-    """Standard normal floats.   randn(4) -> shape [4]"""
-    return _out(_gen(generator).standard_normal(_size(size)), dtype, requires_grad)
+    """Standard normal floats from the counter-based stream (traceable).   randn(4) -> shape [4]"""
+    shape = _size(size)
+    gen = generator or default_generator
+    u1, u2 = gen.uniform(shape), gen.uniform(shape)
+    # Box-Muller: 1 - u1 lies in (0, 1], so the log is finite.
+    z = ((1.0 - u1).log() * -2.0).sqrt() * (u2 * (2.0 * np.pi)).cos()
+    return _fresh(z, dtype, requires_grad)
 
 
 def randint(low, high=None, size=None, generator=None, dtype=None, device=None):

@@ -405,12 +405,12 @@ class Tensor:
         return self._assign(self.relu())
 
     def uniform_(self, a=0.0, b=1.0, generator=None):
-        from .random import rand
-        return self._assign(rand(*self.shape, dtype=self.dtype, generator=generator) * (b - a) + a)
+        from .random import init_uniform
+        return self._assign(init_uniform(self.shape, self.dtype, generator) * (b - a) + a)
 
     def normal_(self, mean=0.0, std=1.0, generator=None):
-        from .random import randn
-        return self._assign(randn(*self.shape, dtype=self.dtype, generator=generator) * std + mean)
+        from .random import init_normal
+        return self._assign(init_normal(self.shape, self.dtype, generator) * std + mean)
 
     # --- arithmetic ----------------------------------------------------------------------------
     def _binary(self, op, other, reverse=False):

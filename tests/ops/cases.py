@@ -808,6 +808,8 @@ CASES = [
 
     # special functions and float tests
     C("erf", lambda x: lib(x).erf(x), np_erf, [(3, 4)]),
+    C("sin", lambda x: lib(x).sin(x), np.sin, [(3, 4)]),
+    C("cos_method", lambda x: x.cos(), np.cos, [(2, 3)]),
     C("erf_method_0d", lambda x: x.erf(), np_erf, [()]),
     C("erf_wide", lambda x: x.erf(), np_erf, [(6,)], ("uniform", -4.0, 4.0)),
     C("isnan", lambda x: lib(x).isnan(x), np.isnan, [(3, 4)], "nonfinite", out="bool"),

@@ -53,9 +53,8 @@ def _dump(name, ext, text):
     """With GRAPHC_DUMP set, write the generated source next to the IR stages."""
     if settings.dump:
         import os
-        from ..codegen.loader import _write_atomically
-        os.makedirs(settings.dump, exist_ok=True)
-        _write_atomically(os.path.join(settings.dump, f"{name}.{ext}"), text)
+        from ...fileio import write_atomic
+        write_atomic(os.path.join(settings.dump, f"{name}.{ext}"), text)
 
 
 def _recompiled(dispatcher, kind):

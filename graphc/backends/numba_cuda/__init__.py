@@ -108,9 +108,8 @@ class NumbaCUDABackend:
         log("kernels", gen.source)
         if settings.dump:
             import os
-            from ..codegen.loader import _write_atomically
-            os.makedirs(settings.dump, exist_ok=True)
-            _write_atomically(os.path.join(settings.dump, f"{graph.name}.cuda.py"), gen.source)
+            from ...fileio import write_atomic
+            write_atomic(os.path.join(settings.dump, f"{graph.name}.cuda.py"), gen.source)
         runner = Runner(graph, gen, cuda, target, cache_dir or settings.cache_dir, phases, sync)
         runner.warm_up()
         return runner

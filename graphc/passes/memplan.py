@@ -13,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 
+class PlanError(AssertionError):
+    """The plan has no answer for a value a kernel touches: a planner bug, never bad user input."""
+
 
 class Plan:
     """Where each value lives, plus the flat pools the runner allocates once."""
@@ -27,6 +30,29 @@ class Plan:
         """Is `value` a literal (a full or 1-element const) that readers inline instead of loading?"""
         return id(value) in self.inline or (value.node is not None and is_inlinable(value.node)
                                             and self.home.get(id(value)) is None)
+
+    def writes(self, kernel):
+        """The outputs `kernel` stores: every output except the literals that all readers inline."""
+        return [v for v in kernel.outputs if id(v) not in self.inline]
+
+    def storage(self, value, kernel=None):
+        """Where `value` lives; raises (naming the kernel) for a value the plan gave no home."""
+        home = self.home.get(id(value))
+        if home is None:
+            where = f" (touched by kernel {kernel.name})" if kernel is not None else ""
+            raise PlanError(f"no storage planned for a {value.type_str()} value{where}")
+        return home
+
+    def check(self, fused):
+        """Every value a kernel reads or writes has an answer: a home, an inlined literal or a const."""
+        for k in fused.kernels:
+            if k.kind in ("view", "const"):
+                continue
+            for v in k.inputs:
+                if not (self.inlines(v) or (v.node is not None and v.node.op == "const")):
+                    self.storage(v, k)
+            for v in self.writes(k):
+                self.storage(v, k)
 
     def describe(self, names):
         lines = [f"// memory plan: {len(self.pools)} pools, "
@@ -127,6 +153,7 @@ def plan_memory(fused, inline_ok):
                 free.append((pool_sizes[pool][0], pool))
                 holders[pool] = set()
     plan.pools = [(np.dtype(d), n) for d, n in pool_sizes]
+    plan.check(fused)
     return plan
 
 

@@ -33,6 +33,11 @@ PARALLEL_MIN_ELEMENTS = 1 << 17   # below this a prange launch (~2 us idle, far 
 # dozens cuts a cold compile ~2x (numba's per-function overhead dominates small kernels), while the
 # source keeps one readable function per kernel.
 KERNEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, inline="always")'
+# CPython compiles a call with more than 30 arguments (its STACK_USE_GUIDELINE) as `f(*args)`, and
+# numba's inliner refuses a *args call ("Calling a closure with *args is unsupported"): such kernels
+# (a fused optimizer update over many parameters) are compiled out of line, which numba does support.
+MAX_INLINE_ARGS = 30
+OUT_OF_LINE_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST)'
 PARALLEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, parallel=True)'
 
 
@@ -82,9 +87,7 @@ class ModuleEmitter:
         node = value.node
         if node is not None and node.op == "const":
             return self._const(value)   # even when the plan gave it a buffer: no kernel ever fills that buffer
-        home = self.plan.home.get(id(value))
-        if home is None:
-            raise BackendError("numba_cpu", f"no storage planned for {self.names.get(id(value))}")
+        home = self.plan.storage(value)   # the plan answers for every value a kernel touches
         if home[0] == "input":
             return f"in{home[1]}"
         name = "v" + self.names[id(value)][1:].replace(".", "_")
@@ -193,7 +196,7 @@ class ModuleEmitter:
         for k in self.fused.kernels:
             if not k.outputs:
                 continue    # nothing reads its results (dead code the pipeline's dce would drop)
-            if all(self.inline(v) for v in k.outputs) and k.kind in ("elementwise", "const"):
+            if not self.plan.writes(k) and k.kind in ("elementwise", "const"):
                 continue    # every reader inlines these literals
             if k.kind == "const":
                 continue    # consts are passed in by the runner
@@ -209,7 +212,8 @@ class ModuleEmitter:
             body.line("")
 
     def _header(self, k, body, args, parallel=False):
-        body.line(PARALLEL_DECORATOR if parallel else KERNEL_DECORATOR)
+        body.line(PARALLEL_DECORATOR if parallel else
+                  OUT_OF_LINE_DECORATOR if len(args) > MAX_INLINE_ARGS else KERNEL_DECORATOR)
         body.line(f"def {k.name}({', '.join(args)}):")
         body.level += 1
         for node in k.nodes:
@@ -233,12 +237,13 @@ class ModuleEmitter:
         rank = len(shape)
         ext = [v for v in k.inputs if not self.inline(v)]
         arg_of = {id(v): f"a{i}" for i, v in enumerate(ext)}
-        outs = {id(v): f"o{i}" for i, v in enumerate(k.outputs)}
+        writes = self.plan.writes(k)   # outputs every reader inlines as a literal are not stored
+        outs = {id(v): f"o{i}" for i, v in enumerate(writes)}
         size = int(np.prod(shape)) if shape else 1
         parallel = settings.parallel and size >= PARALLEL_MIN_ELEMENTS and rank >= 1 and shape[0] > 1
         views, shape_of = {}, {}
         if not any(n.op == "one_hot" for n in k.nodes):
-            shape, views, shape_of = self._collapse(shape, [v for v in ext if v.shape], k.outputs, ())
+            shape, views, shape_of = self._collapse(shape, [v for v in ext if v.shape], writes, ())
             rank = len(shape)
         self._header(k, body, list(arg_of.values()) + list(outs.values()), parallel)
         idx = [f"i{d}" for d in range(rank)]
@@ -283,7 +288,7 @@ class ModuleEmitter:
             if id(node.out) in outs:
                 body.line(f"{outs[id(node.out)]}[{', '.join(idx) if rank else '()'}] = {t}")
         body.level -= rank + 1
-        self._call(k, driver, [views.get(id(v)) or self.var(v) for v in ext + list(k.outputs)])
+        self._call(k, driver, [views.get(id(v)) or self.var(v) for v in ext + writes])
 
     def _collapse(self, shape, inputs, outputs, axes):
         """Merge adjacent loop dims that every operand walks alike (as numpy's iterator coalesces them).

@@ -115,9 +115,7 @@ class CUDAModuleEmitter(LibraryKernels):
         """The driver name of a base value's flat buffer, declared in bind() on first use."""
         if value.node is not None and value.node.op == "const":
             return self._const(value)    # its own buffer, uploaded once (the plan may give it a pool slot)
-        home = self.plan.home.get(id(value))
-        if home is None:
-            raise BackendError("numba_cuda", f"no storage planned for {self.names.get(id(value))}")
+        home = self.plan.storage(value)   # the plan answers for every value a kernel touches
         if home[0] == "input":
             self.device_inputs.add(home[1])
             return f"in{home[1]}"
@@ -180,7 +178,7 @@ class CUDAModuleEmitter(LibraryKernels):
         for k in self.fused.kernels:
             if not k.outputs or k.kind in ("view", "const"):
                 continue
-            if k.kind == "elementwise" and all(self.inline(v) for v in k.outputs):
+            if k.kind == "elementwise" and not self.plan.writes(k):
                 continue
             emit = getattr(self, f"_emit_{k.kind}", None)
             if emit is None:
@@ -292,7 +290,7 @@ class CUDAModuleEmitter(LibraryKernels):
             return name
 
         outs = {}
-        for v in k.outputs:
+        for v in self.plan.writes(k):   # outputs every reader inlines as a literal are not stored
             outs[id(v)] = kb.buffer(v, prefix="o")
         for j, node in enumerate(k.nodes):
             t = f"t{j}"

@@ -165,12 +165,20 @@ def _order_kernels(graph, groups, find, group_of):
     kernels = []
     for gid in order:
         g = live[gid]
-        kind = "elementwise" if all(is_loop_op(n) for n in g) else _kind_of(g[-1])
+        kind = "elementwise" if all(is_loop_op(n) for n in g) else kind_of(g[-1])
         kernels.append(Kernel(kind, g))
     return kernels
 
 
-def _kind_of(node):
+def unfused(graph):
+    """Every node its own kernel (what debugging wants: every value at a kernel boundary)."""
+    kernels = [Kernel("elementwise" if is_loop_op(n) else kind_of(n), [n]) for n in graph.nodes]
+    _finish(graph, kernels)
+    return FusedGraph(graph, kernels)
+
+
+def kind_of(node):
+    """The kernel kind of a node that is not fused into a loop:  kind_of(reshape) -> 'view'."""
     if node.op in VIEW_OPS:
         return "view"
     if node.op == "const":
@@ -178,6 +186,9 @@ def _kind_of(node):
     if OPS[node.op].kind == REDUCE:
         return "reduce"
     return node.op
+
+
+_kind_of = kind_of   # the old private name, until graphc.debug uses unfused() and kind_of
 
 
 def _fuse_reduce_prologues(graph, kernels):

@@ -13,15 +13,31 @@ import numpy as np
 
 from ...config import log, settings
 from ...errors import BackendError, ShapeError
-from ...passes.fusion import fuse
+from ...passes.fusion import fuse, unfused
 from ...passes.memplan import plan_memory
 from ..codegen.loader import drop_cache_for, load_module
 from .emit import ModuleEmitter, value_names
 
 
-def _inline_ok(kernel, value):
+def inline_ok(kernel, value):
     """Elementwise and reduce kernels read a full/0-d const as a literal; library kernels need an array."""
     return kernel.kind in ("elementwise", "reduce")
+
+
+_inline_ok = inline_ok   # the old private name, until graphc.debug uses compile(keep_values=True)
+
+
+def keep_every_value(fused, plan):
+    """Give every stored kernel output its own buffer and drop in-place updates, so that after a run
+    each value computed at a kernel boundary can still be read (Runner.value)."""
+    pools = []
+    for k in fused.kernels:
+        for v in k.outputs:
+            home = plan.home.get(id(v))
+            if id(v) in plan.in_place or (home is not None and home[0] == "buffer"):
+                plan.home[id(v)] = ("buffer", len(pools), 0)
+                pools.append((np.dtype(v.dtype), max(v.size, 1)))
+    plan.pools, plan.in_place = pools, {}
 
 
 class NumbaCPUBackend:
@@ -32,11 +48,15 @@ class NumbaCPUBackend:
     def prepare_passes(self):
         return []
 
-    def compile(self, graph, cache_dir=None, **options):
+    def compile(self, graph, cache_dir=None, keep_values=False, fusion=True, **options):
+        """keep_values=True: no buffer reuse, no in-place updates, so Runner.value reads every kernel
+        output after a run; fusion=False: every node its own kernel (both for debugging)."""
         phases = {}
         t0 = time.perf_counter()
-        fused = fuse(graph)
-        plan = plan_memory(fused, _inline_ok)
+        fused = fuse(graph) if fusion else unfused(graph)
+        plan = plan_memory(fused, inline_ok)
+        if keep_values:
+            keep_every_value(fused, plan)
         phases["fuse+plan"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         emitter = ModuleEmitter(fused, plan, graph.name)
@@ -115,6 +135,14 @@ class Runner:
         self._args.extend(self.scratch)
 
     # --- results -----------------------------------------------------------------------------
+    def value(self, value, inputs):
+        """The array holding `value` after a run on `inputs`, or None when it lives only inside a fused
+        kernel.  Compile with keep_values=True so that no later kernel has overwritten it."""
+        try:
+            return self._getter(value)(inputs)
+        except BackendError:
+            return None
+
     def _getter(self, value):
         """A function of the input arrays giving `value`'s array; `.dynamic` says if it needs them."""
         home = self.plan.home.get(id(value))

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _context
 from .errors import GradError
+from .ops.registry import run_vjp
 
 
 class no_grad(contextlib.ContextDecorator):
@@ -75,24 +76,6 @@ def _topo_order(root):
     return order
 
 
-def run_vjp(op, g, ans, inputs, attrs):
-    """One op's input gradients, each summed back to its input's shape (None where no grad flows)."""
-    from .functional import sum_to
-    if op.extra.get("vjp_needs"):
-        grads = op.vjp(g, ans, *inputs, needs=tuple(inp.requires_grad for inp in inputs), **attrs)
-    else:
-        grads = op.vjp(g, ans, *inputs, **attrs)
-    out = []
-    for inp, gi in zip(inputs, grads):
-        if gi is None or not inp.requires_grad:
-            out.append(None)
-            continue
-        if tuple(gi.shape) != tuple(inp.shape):
-            gi = sum_to(gi, tuple(inp.shape))
-        out.append(gi)
-    return out
-
-
 def backward(root, gradient=None, create_graph=False):
     """Accumulate d(root)/d(leaf) into every leaf's .grad."""
     from .tensor import Tensor
@@ -119,7 +102,7 @@ def backward(root, gradient=None, create_graph=False):
             if g is None:
                 continue
             if t._ctx is None:
-                _accumulate_leaf(t, g)
+                accumulate_leaf(t, g)
                 continue
             op, inputs, attrs = t._ctx
             for inp, gi in zip(inputs, run_vjp(op, g, t, inputs, attrs)):
@@ -128,7 +111,7 @@ def backward(root, gradient=None, create_graph=False):
                     grads[id(inp)] = gi if prev is None else prev + gi
 
 
-def _accumulate_leaf(t, g):
+def accumulate_leaf(t, g):
     if not t._leaf_wants_grad():
         return
     if g.dtype != t.dtype:
@@ -198,4 +181,10 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     return True
 
 
-from .debug import detect_anomaly, set_detect_anomaly  # noqa: E402,F401  (torch.autograd's names)
+def __getattr__(name):
+    # torch.autograd's names for anomaly mode, which graphc.debug implements.  debug sits above this
+    # module (it replays compiled graphs), so it is loaded by name on first use instead of imported.
+    if name in ("detect_anomaly", "set_detect_anomaly"):
+        import importlib
+        return getattr(importlib.import_module("graphc.debug"), name)
+    raise AttributeError(f"module 'graphc.autograd' has no attribute {name!r}")

@@ -65,12 +65,13 @@ def _type_text(a):
 def _backward_context():
     """('vjp', forward op, forward output) while eager backward runs a VJP; ('accumulate', None, leaf); or None."""
     from .. import autograd
+    from ..ops.registry import run_vjp
     frame = sys._getframe(2)
     while frame is not None:
         code = frame.f_code
-        if code is autograd.run_vjp.__code__:
+        if code is run_vjp.__code__:
             return "vjp", frame.f_locals.get("op"), frame.f_locals.get("ans")
-        if code is autograd._accumulate_leaf.__code__:
+        if code is autograd.accumulate_leaf.__code__:
             return "accumulate", None, frame.f_locals.get("t")
         if code is autograd.backward.__code__:
             return "backward", None, None

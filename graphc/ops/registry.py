@@ -116,6 +116,29 @@ def register_functions(module):
     FunctionLayer._module = module
 
 
+def run_vjp(op, g, ans, inputs, attrs):
+    """One op's input gradients, each summed back to its input's shape (None where no grad flows).
+
+        run_vjp(OPS["mul"], g, ans, [x, w], {}) -> [g * w, g * x]
+
+    Eager autograd calls it on Tensors; the autodiff pass on proxy Tensors whose values are IR values,
+    so the very same rule computes in one and appends graph nodes in the other.
+    """
+    if op.extra.get("vjp_needs"):
+        grads = op.vjp(g, ans, *inputs, needs=tuple(inp.requires_grad for inp in inputs), **attrs)
+    else:
+        grads = op.vjp(g, ans, *inputs, **attrs)
+    out = []
+    for inp, gi in zip(inputs, grads):
+        if gi is None or not inp.requires_grad:
+            out.append(None)
+            continue
+        if tuple(gi.shape) != tuple(inp.shape):
+            gi = fn.sum_to(gi, tuple(inp.shape))
+        out.append(gi)
+    return out
+
+
 # --- shape and dtype rules shared by many ops -------------------------------------------------
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))

@@ -122,3 +122,22 @@ def test_adam_over_many_parameter_tensors(opt_name, n_params):
         return _run(step, params, [x], backend, calls=3)
 
     _assert_same(results(None), results("numba_cpu"))
+
+
+def test_a_kernel_with_200_arguments_compiles():
+    """One fused elementwise kernel reading 200 parameter arrays: past CPython's 30-argument call limit."""
+    rng = np.random.default_rng(5)
+    params = [graphc.nn.Parameter(graphc.tensor(rng.standard_normal(3).astype(np.float32))) for _ in range(200)]
+    x = graphc.tensor(rng.standard_normal(3).astype(np.float32))
+
+    def f(x):
+        out = x
+        for p in params:
+            out = out + p
+        return out
+
+    compiled = graphc.compile(f, backend="numba_cpu")
+    got = compiled(x).detach().numpy()
+    np.testing.assert_allclose(got, f(x).detach().numpy(), rtol=1e-5)
+    kernel = [line for line in compiled.source().splitlines() if line.startswith("def fused_")]
+    assert len(kernel) == 1 and kernel[0].count(",") >= 200, kernel

@@ -312,7 +312,7 @@ class Runner:
             if self.target is SIMULATOR:
                 raise BackendError("source", "PTX is not available under the CUDA simulator",
                                    hint="run without NUMBA_ENABLE_CUDASIM (no GPU needed): "
-                                        "python -m graphc.backends.numba_cuda.selftest ptx")
+                                        "python benchmarks/cuda_selftest.py ptx")
             cc = compute_capability(self.cuda, self.target)
             return "\n".join(f"// ---- {name} ----\n{text}" for name, text in ptx_of(self.module, self.gen, cc).items())
         raise BackendError("source", f"unknown source kind {kind!r}", hint="python, ptx, fused or plan")

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .graph import DTYPE_NAMES
+from .types import DTYPE_NAMES
 
 
 def format_attr(value):

@@ -16,7 +16,7 @@ from ...errors import BackendError, ShapeError
 from ...passes.fusion import fuse, unfused
 from ...passes.memplan import plan_memory
 from ..codegen.loader import drop_cache_for, load_module
-from .emit import ModuleEmitter, value_names
+from .emit import ModuleEmitter, kernel_failure, value_names
 
 
 def inline_ok(kernel, value):
@@ -77,6 +77,25 @@ def _dump(name, ext, text):
         write_atomic(os.path.join(settings.dump, f"{name}.{ext}"), text)
 
 
+def _failing_kernel(text, source, kernels):
+    """Which kernel an error message points at: the generated line it quotes, else a kernel it names."""
+    lines = source.splitlines()
+    for match in re.finditer(r"line (\d+)", text):
+        n = int(match.group(1)) - 1
+        if 0 <= n < len(lines):
+            called = re.match(r"\s*(\w+)\(", lines[n])
+            if called and called.group(1) in kernels:
+                return called.group(1)
+            for back in range(n, -1, -1):
+                defined = re.match(r"def (\w+)\(", lines[back])
+                if defined:
+                    if defined.group(1) in kernels:
+                        return defined.group(1)
+                    break
+    named = [k for k in kernels if re.search(rf"\b{k}\b", text)]
+    return named[-1] if named else None
+
+
 def _recompiled(dispatcher, kind):
     """LLVM IR or assembly of a dispatcher that was loaded from numba's cache (which keeps neither)."""
     from numba import njit
@@ -133,6 +152,7 @@ class Runner:
             self._dynamic.append((len(self._args), getter)) if getattr(getter, "dynamic", False) else None
             self._args.append(None if getattr(getter, "dynamic", False) else getter(None))
         self._args.extend(self.scratch)
+        self._args.extend(fn for _, fn in emitter.externs)
 
     # --- results -----------------------------------------------------------------------------
     def value(self, value, inputs):
@@ -193,6 +213,35 @@ class Runner:
                               hint="check the targets passed to the loss")
         return BackendError("numba_cpu", f"a generated kernel failed: {text}")
 
+    def _kernel_error(self, exc, inputs):
+        """A BackendError naming the generated kernel that `exc` (from numba or a first run) points at."""
+        text = str(exc)
+        name = _failing_kernel(text, self.source_text, self.emitter.kernel_nodes)
+        if name is None:   # numba's message names no line: call the kernels one by one to find it
+            name, exc = self._first_failing_kernel(inputs) or (None, exc)
+        stage = "compiling (numba)" if type(exc).__module__.startswith("numba") else "running for the first time"
+        return kernel_failure("numba_cpu", stage, exc, name or "driver", self.emitter.kernel_nodes.get(name, []),
+                              self.names)
+
+    def _first_failing_kernel(self, inputs):
+        """(name, exception) of the first kernel that fails when called on its own, in driver order."""
+        import inspect
+        params = list(inspect.signature(self.module.driver).parameters)
+        values = dict(zip(params, list(inputs) + list(self._args)))
+        for pos, getter in self._dynamic:
+            values[params[len(inputs) + pos]] = getter(inputs)
+        for _, line in self.emitter.steps:
+            call = re.match(r"(\w+)\((.*)\)$", line)
+            if not call or call.group(1) not in self.emitter.kernel_nodes:
+                continue
+            try:
+                getattr(self.module, call.group(1))(*[values[a.strip()] for a in call.group(2).split(",") if a.strip()])
+            except ShapeError:
+                continue
+            except Exception as exc:
+                return call.group(1), exc
+        return None
+
     def warm_up(self):
         """Compile (or load from the disk cache) every kernel by running once on zeros; time each kernel."""
         from numba.core import event
@@ -206,8 +255,13 @@ class Runner:
             except Exception as exc:   # a corrupt cache entry: drop it and build again once
                 log("cache", f"loading cached kernels failed ({type(exc).__name__}: {exc}); rebuilding")
                 drop_cache_for(self.module)
-                self.module = load_module(self.source_text, self.cache_dir)
-                self(dummy)
+                try:
+                    self.module = load_module(self.source_text, self.cache_dir)
+                    self(dummy)
+                except ShapeError:
+                    pass
+                except Exception as exc2:   # numba refused a kernel, or it failed on its first run
+                    raise self._kernel_error(exc2, dummy) from None
         self.stats["phases"]["numba_compile"] = time.perf_counter() - t
         self._kernel_times(recorder)
         self.stats["cache"] = "miss" if self.stats["kernel_compile_s"] else "hit"

@@ -21,7 +21,7 @@ import numpy as np
 
 from ...version import __version__
 from ...config import settings
-from ...errors import BackendError
+from ...errors import BackendError, GraphcError
 from ...ir.printer import format_attr
 from ...ops import OPS
 from ..codegen import IndentedBuffer
@@ -73,6 +73,8 @@ class ModuleEmitter:
         self.scratch = []         # (n_elements, dtype) the runner allocates as scratch{j}
         self.const_index = {}
         self.kernel_locs = {}     # kernel name -> loc of its first node (for runtime errors)
+        self.kernel_nodes = {}    # kernel name -> its nodes (for error messages)
+        self.externs = []         # (driver parameter, host function) for ops without a generated kernel
         self.out = IndentedBuffer()
         self.uses_uniform = False
         self.uses_conv = False
@@ -137,7 +139,7 @@ class ModuleEmitter:
             out.line("")
         out.lines_from(body.getvalue())
         args = [f"in{i}" for i in range(len(self.graph.inputs))] + [f"const{j}" for j in range(len(self.consts))] \
-            + list(self.params) + [f"scratch{j}" for j in range(len(self.scratch))]
+            + list(self.params) + [f"scratch{j}" for j in range(len(self.scratch))] + [name for name, _ in self.externs]
         out.line("")
         self._emit_driver(out, args)
         return out.getvalue()
@@ -203,12 +205,14 @@ class ModuleEmitter:
             if k.kind == "view":
                 continue    # views are made by the runner (see self.params)
             self.kernel_locs[k.name] = k.nodes[0].loc
-            emit = getattr(self, f"_emit_{k.kind}", None)
-            if emit is None:
-                raise BackendError(k.nodes[-1].op, f"the numba_cpu backend cannot lower a {k.kind!r} kernel",
-                                   loc=k.nodes[-1].loc, hint="run this graph with backend='interpreter', or add a "
-                                                             "lowering in graphc/backends/numba_cpu")
-            emit(k, body, driver)
+            self.kernel_nodes[k.name] = k.nodes
+            emit = getattr(self, f"_emit_{k.kind}", None) or self._emit_extern
+            try:
+                emit(k, body, driver)
+            except GraphcError:
+                raise
+            except Exception as exc:   # a lowering bug: name the kernel and its IR, never a raw traceback
+                raise kernel_failure("numba_cpu", "emitting", exc, k.name, k.nodes, self.names) from exc
             body.line("")
 
     def _header(self, k, body, args, parallel=False):
@@ -610,6 +614,25 @@ class ModuleEmitter:
         text = "out[...] = 0\n" + (f"out[{slices}] = g" if real_shape else f"out[{slices}] = g[()]")
         self._emit_conv(k, body, driver, ["g", "out"], [g, self.var(node.out)], text)
 
+    def _emit_extern(self, k, body, driver):
+        """An op with no generated kernel: the op table's numpy implementation runs on the host, reading
+        and writing the planned buffers (like the conv kernels).   extern_sort_12(x, out, impl_sort_12)"""
+        node = k.nodes[-1]
+        k.name = f"extern_{k.name}" if not k.name.startswith("extern_") else k.name
+        self.kernel_locs[k.name] = node.loc
+        self.kernel_nodes[k.name] = k.nodes
+        impl = f"impl_{k.name}"
+        self.externs.append((impl, extern_impl(node)))
+        args = [f"x{i}" for i in range(len(node.inputs))]
+        body.line(f"def {k.name}({', '.join(args + ['out', 'impl'])}):")
+        body.level += 1
+        body.line(f'"""Extern: numba_cpu has no kernel for `{node.op}`, so the op table\'s numpy '
+                  f'implementation runs on the host."""')
+        body.line("# " + ir_line(node, self.names))
+        body.line(f"out[...] = impl({', '.join(args)})")
+        body.level -= 1
+        self._call(k, driver, [self.var(v) for v in node.inputs] + [self.var(node.out), impl], host=True)
+
     def _emit_concat(self, k, body, driver):
         node = k.nodes[-1]
         axis = node.attrs["axis"]
@@ -623,7 +646,39 @@ class ModuleEmitter:
         self._emit_template(k, body, driver, args + ["out"], "\n".join(lines))
 
 
-def unsupported_ops():
-    """Ops of the table this backend has no lowering for (the registry test keeps this empty)."""
-    handled_kinds = {"elementwise", "reduce", "matmul", "conv", "movement", "source", "autodiff"}
-    return sorted(op for op, d in OPS.items() if d.kind not in handled_kinds)
+def lowering_of(op):
+    """How numba_cpu runs an op: 'loop' (inside a generated loop nest), 'kernel' (its own generated
+    kernel), 'driver' (a view, const or autodiff request, handled before codegen) or 'extern' (the op
+    table's impl on the host).   lowering_of("relu") -> 'loop'; lowering_of("sort") -> 'extern'"""
+    from ...passes.fusion import LOOP_OPS
+    d = OPS[op]
+    if d.kind == "elementwise" or op in LOOP_OPS:
+        return "loop"
+    if op in ("reshape", "permute", "const") or d.kind == "autodiff":
+        return "driver"
+    kind = "reduce" if d.kind == "reduce" else op
+    return "kernel" if hasattr(ModuleEmitter, f"_emit_{kind}") else "extern"
+
+
+def extern_impl(node):
+    """The host function an extern kernel calls: the op's impl with the node's attributes, cast to its dtype."""
+    impl, attrs, dtype = OPS[node.op].impl, dict(node.attrs), node.out.dtype
+    if impl is None:
+        raise BackendError(node.op, "has no implementation in the op table, so no backend can run it", loc=node.loc)
+
+    def run(*args):
+        return np.asarray(impl(*args, **attrs)).astype(dtype, copy=False)
+    run.__name__ = f"impl_{node.op}"
+    return run
+
+
+def kernel_failure(backend, stage, exc, name, nodes, names):
+    """A BackendError for a kernel that failed while `stage` (emitting, compiling, running): names the
+    kernel, lists its IR lines, points at the user's line, and says how to fall back."""
+    first = str(exc).strip().splitlines()
+    detail = "kernel IR:\n" + "\n".join("    " + ir_line(n, names) for n in nodes) if nodes else None
+    return BackendError(f"{backend} kernel {name}",
+                        f"failed while {stage}: {type(exc).__name__}: {first[0] if first else ''}",
+                        loc=next((n.loc for n in nodes if n.loc), None) if nodes else None, detail=detail,
+                        hint='compile with backend="interpreter" (or set GRAPHC_FALLBACK=interpreter) to run '
+                             'this step without generated kernels, and report the program')

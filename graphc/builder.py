@@ -16,10 +16,7 @@ from .tensor import Tensor
 
 def proxy(value, requires_grad=False):
     """A Tensor whose value is an IR Value."""
-    t = Tensor.__new__(Tensor)
-    t._value = value
-    t._grad = None
-    t._ctx = None
+    t = Tensor._wrap(value)
     t.requires_grad = requires_grad
     return t
 

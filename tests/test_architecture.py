@@ -47,9 +47,8 @@ ALLOWED = {
     "serialization": EAGER_CORE | {"nn"},
     # The compile driver: traces with the frontend, runs the passes, picks a backend by name.
     "frontend": {"ops", "ir", "builder", "passes", "backends", "nn"} | EAGER_CORE,
-    # Tools on top of everything: they may import any part below them.
-    "debug": {"ops", "ir", "builder", "passes", "backends", "backends.interpreter", "backends.numba_cpu",
-              "frontend", "nn", "optim"} | EAGER_CORE,
+    # verify and detect_anomaly: numba_cpu only through the registry (get_backend), the interpreter's run_node.
+    "debug": {"ops", "ir", "passes", "backends", "backends.interpreter", "frontend"} | EAGER_CORE,
     "cli": None,        # None: anything
     "graphc": None,     # the package itself (graphc/__init__.py, __main__.py): the public API
 }

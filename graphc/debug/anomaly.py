@@ -3,8 +3,8 @@
     with graphc.detect_anomaly():             # also graphc.autograd.detect_anomaly(), as in PyTorch
         loss = step(x, y)                     # AnomalyError: log: produced NaN ... at train.py:12
 
-Eager mode pays one flag test per op (`_context.anomaly`), a compiled call a flag test and a
-thread-local read, until a detect_anomaly block (or verify) needs more.
+Eager mode pays one flag test per op (`_context.anomaly`), a compiled call one observer call and a
+flag test (`Entry.observers`), until a detect_anomaly block (or verify) needs more.
 """
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ value diverges.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 
 import numpy as np

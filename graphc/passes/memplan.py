@@ -55,14 +55,47 @@ class Plan:
                 self.storage(v, k)
 
     def describe(self, names):
+        """Pools with the values that share them (in order of use), then views, in-place updates, literals.
+
+            // memory plan: 2 pools, 64.0 KiB
+            pool0: float32[8192] <- %2, %5
+            view: %3 -> %2
+        """
         lines = [f"// memory plan: {len(self.pools)} pools, "
                  f"{sum(n * np.dtype(d).itemsize for d, n in self.pools) / 1024:.1f} KiB"]
         for i, (dtype, n) in enumerate(self.pools):
             users = [names.get(k, "?") for k, h in self.home.items() if h[0] == "buffer" and h[1] == i]
             lines.append(f"pool{i}: {np.dtype(dtype).name}[{n}] <- {', '.join(users)}")
+        for k, h in self.home.items():
+            if h[0] == "view":
+                lines.append(f"view: {names.get(k, '?')} -> {names.get(id(h[1]), '?')}")
         for k, idx in self.in_place.items():
             lines.append(f"in place: {names.get(k, '?')} -> input {idx}")
+        if self.inline:
+            lines.append("inlined literals: " + ", ".join(sorted((names.get(k, "?") for k in self.inline),
+                                                                key=lambda n: (len(n), n))))
         return "\n".join(lines)
+
+
+def loop_kernels_inline(kernel, value):
+    """Elementwise and reduce kernels read a full/0-d const as a literal; library kernels need an array."""
+    return kernel.kind in ("elementwise", "reduce")
+
+
+def plan_pass(inline_ok=loop_kernels_inline):
+    """The memory planning pass (after fusion): annotates the graph with its Plan (graph.annotations["planned"])."""
+    from .fusion import annotate, annotation, fuse_pass
+
+    def planned(graph):
+        fused = annotation(graph, "fused")
+        if fused is None or fused.graph is not graph:
+            fuse_pass(graph)
+            fused = annotation(graph, "fused")
+        plan = plan_memory(fused, inline_ok)
+        plan.fused = fused
+        annotate(graph, "planned", plan)
+        return graph
+    return planned
 
 
 def is_inlinable(node):

@@ -13,15 +13,11 @@ import numpy as np
 
 from ...config import log, settings
 from ...errors import BackendError, ShapeError
-from ...passes.fusion import fuse, unfused
-from ...passes.memplan import plan_memory
+from ...passes.fusion import annotation, fuse, fuse_pass, unfused
+from ...passes.memplan import loop_kernels_inline as inline_ok
+from ...passes.memplan import plan_memory, plan_pass
 from ..codegen.loader import drop_cache_for, load_module
 from .emit import ModuleEmitter, kernel_failure, value_names
-
-
-def inline_ok(kernel, value):
-    """Elementwise and reduce kernels read a full/0-d const as a literal; library kernels need an array."""
-    return kernel.kind in ("elementwise", "reduce")
 
 
 _inline_ok = inline_ok   # the old private name, until graphc.debug uses compile(keep_values=True)
@@ -46,15 +42,21 @@ class NumbaCPUBackend:
     name = "numba_cpu"
 
     def prepare_passes(self):
-        return []
+        """Fusion and memory planning, run by the pass manager (so ir("fused"), ir("planned"), GRAPHC_DUMP
+        and graphc.verify see them); they annotate the graph, and compile() uses the annotations."""
+        return [("fused", fuse_pass), ("planned", plan_pass(inline_ok))]
 
     def compile(self, graph, cache_dir=None, keep_values=False, fusion=True, **options):
         """keep_values=True: no buffer reuse, no in-place updates, so Runner.value reads every kernel
         output after a run; fusion=False: every node its own kernel (both for debugging)."""
         phases = {}
         t0 = time.perf_counter()
-        fused = fuse(graph) if fusion else unfused(graph)
-        plan = plan_memory(fused, inline_ok)
+        fused = annotation(graph, "fused") if fusion else None
+        if fused is None or fused.graph is not graph:
+            fused = fuse(graph) if fusion else unfused(graph)
+        plan = annotation(graph, "planned")
+        if keep_values or plan is None or getattr(plan, "fused", None) is not fused:
+            plan = plan_memory(fused, inline_ok)
         if keep_values:
             keep_every_value(fused, plan)
         phases["fuse+plan"] = time.perf_counter() - t0

@@ -22,7 +22,7 @@ import numpy as np
 from ...version import __version__
 from ...config import settings
 from ...errors import BackendError, GraphcError
-from ...ir.printer import format_attr
+from ...ir.printer import format_attr, value_names
 from ...ops import OPS
 from ..codegen import IndentedBuffer
 from .scalar import NP_TYPE, expr, literal_of
@@ -39,13 +39,6 @@ KERNEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, inline
 MAX_INLINE_ARGS = 30
 OUT_OF_LINE_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST)'
 PARALLEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, parallel=True)'
-
-
-def value_names(graph):
-    names = {id(v): "%" + v.name for v in graph.inputs}
-    for i, node in enumerate(graph.nodes):
-        names[id(node.out)] = f"%{i}"
-    return names
 
 
 def ir_line(node, names):

@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import _context
 from ..errors import GraphcError, format_location, user_frame
-from .values import copy_array, interpreter_values, ir_line, value_names
+from ..ir.printer import value_names
+from .values import copy_array, interpreter_values, ir_line
 
 
 class AnomalyError(GraphcError, RuntimeError):

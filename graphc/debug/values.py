@@ -2,7 +2,7 @@
 verify and detect_anomaly both show.
 
     env = reference_values(graph, inputs)     # {id(value): array} for every input and node
-    ir_line(node, value_names(graph))         # '%3: f32[2,3] = exp %2   # model.py:12'
+    ir_line(node, printer.value_names(graph)) # '%3: f32[2,3] = exp %2   # model.py:12'
 """
 from __future__ import annotations
 
@@ -46,14 +46,6 @@ def interpreter_values(graph, inputs):
         for node in graph.nodes:
             work[id(node.out)] = env[id(node.out)] = Interpreter.run_node(node, [work[id(v)] for v in node.inputs])
     return env
-
-
-def value_names(graph):
-    """{id(value): '%name'}: inputs by name, nodes numbered as the IR printer numbers them."""
-    names = {id(v): "%" + str(v.name) for v in graph.inputs}
-    for i, node in enumerate(graph.nodes):
-        names[id(node.out)] = f"%{i}"
-    return names
 
 
 def ir_line(node, names):

@@ -12,8 +12,9 @@ import threading
 import numpy as np
 
 from ..errors import GraphcError, format_location
+from ..ir.printer import value_names
 from .values import copy_array as _copy
-from .values import interpreter_values, ir_line, reference_values, value_names
+from .values import interpreter_values, ir_line, reference_values
 
 # ==============================================================================================
 # Snapshots of everything a function touches

@@ -28,7 +28,7 @@ the MNIST CNN, x[100,32,26,26], w[64,32,3,3], float32):
 
 import numpy as np
 
-from . import njit, use_numba
+from .jit import njit, use_numba
 
 # Bytes of one chunk's working set (column matrix + GEMM output). 2-6 MB all
 # measured within ~5% on conv2; 1 MB is ~15% slower.

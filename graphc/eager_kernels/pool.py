@@ -14,7 +14,7 @@ launch cost milliseconds (see conv.py).
 
 import numpy as np
 
-from . import njit, use_numba
+from .jit import njit, use_numba
 
 
 def _pair(v, name, minimum):

@@ -16,28 +16,6 @@ from .errors import GradError
 from .ops.registry import run_vjp
 
 
-class no_grad(contextlib.ContextDecorator):
-    """Disable gradient recording inside the block (also as a decorator).   with no_grad(): y = x * 2"""
-
-    def __enter__(self):
-        self.prev = _context.grad_enabled
-        _context.set_grad_enabled(False)
-
-    def __exit__(self, *exc):
-        _context.set_grad_enabled(self.prev)
-
-
-class enable_grad(contextlib.ContextDecorator):
-    """Re-enable gradient recording inside a no_grad block."""
-
-    def __enter__(self):
-        self.prev = _context.grad_enabled
-        _context.set_grad_enabled(True)
-
-    def __exit__(self, *exc):
-        _context.set_grad_enabled(self.prev)
-
-
 class set_grad_enabled(contextlib.ContextDecorator):
     """Set grad mode to `mode` inside the block.   with set_grad_enabled(False): ..."""
 
@@ -50,6 +28,20 @@ class set_grad_enabled(contextlib.ContextDecorator):
 
     def __exit__(self, *exc):
         _context.set_grad_enabled(self.prev)
+
+
+class no_grad(set_grad_enabled):
+    """Disable gradient recording inside the block (also as a decorator).   with no_grad(): y = x * 2"""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Re-enable gradient recording inside a no_grad block."""
+
+    def __init__(self):
+        super().__init__(True)
 
 
 def is_grad_enabled():

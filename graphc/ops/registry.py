@@ -44,7 +44,9 @@ class OpDef:
     impl: Optional[Callable]             # impl(*ndarrays, **attrs) -> ndarray
     vjp: Optional[Callable] = None       # vjp(g, ans, *inputs, **attrs) -> tuple of grads (Tensor or None)
     nondiff: bool = False                # no gradient flows through (comparisons, argmax, one_hot...)
-    scalar: Optional[str] = None         # per-element template, "{0}" ... for inputs, attrs by name
+    scalar: object = None                # per-element template: "{0}" ... for inputs, attrs by name; or a
+    #                                      function scalar(c, args, out_dtype, **attrs) -> text, where c
+    #                                      writes typed literals and casts (c.literal, c.cast)
     attrs: tuple = ()                    # attribute names, in the order the printer writes them
     source_file: str = ""
     doc: str = ""

@@ -45,7 +45,7 @@ def test_an_op_without_a_kernel_runs_its_impl_on_the_host(cumsum_op):
 
 def test_a_numba_failure_is_a_backend_error_naming_the_kernel(monkeypatch):
     """A kernel numba refuses surfaces as a BackendError with the kernel, its IR line and the fallback."""
-    from graphc.backends.numba_cpu import scalar
+    from graphc.backends.codegen import scalar
     monkeypatch.setitem(scalar.CPU_OVERRIDES, "exp", "math.exp({0}, undefined_name_in_kernel)")
     x = graphc.tensor(np.ones((2, 3), np.float32) * 0.25)
 

@@ -1,9 +1,11 @@
-"""Per-element code for each elementwise op: the op table's templates, overridden where Numba differs.
+"""Per-element code for each elementwise op, read from the op table; shared by the CPU and CUDA emitters.
 
-    expr("add", ["t0", "t1"], {}) -> "(t0 + t1)"
-    expr("maximum", ["a", "b"], {}) -> NaN-propagating select, as numpy.maximum
+    expr(add_node, ["t0", "t1"]) -> "(t0 + t1)"                  (the table's template, formatted)
+    expr(clamp_node, ["t0"])     -> "(np.float32(0.0) if t0 < np.float32(0.0) else t0)"   (a template function)
+    typed("np.float32(t0)", float32) -> "np.float32(t0)"          (a cast is emitted once)
 
-The CUDA backend reuses `base_template` and its own, smaller, override table.
+A table template is a string ("{0}", "{1}" for inputs, attributes by name) or a function
+`scalar(c, args, out_dtype, **attrs)` whose `c` (NUMBA_TEXT here) writes typed literals and casts.
 """
 from __future__ import annotations
 
@@ -17,16 +19,8 @@ from ...ops import OPS
 NP_TYPE = {"float32": "np.float32", "float64": "np.float64", "float16": "np.float32", "int64": "np.int64",
            "int32": "np.int32", "int16": "np.int16", "int8": "np.int8", "uint8": "np.uint8", "bool": "np.bool_"}
 
-# numpy semantics the op table's plain-Python templates do not give: NaN propagation through
-# max/min/relu/clamp/sign (a Python `a if a > b else b` silently drops a NaN).
-CPU_OVERRIDES = {
-    "relu": "({0} if not ({0} <= 0) else 0.0)",
-    "maximum": "({0} if ({0} >= {1} or {0} != {0}) else {1})",
-    "minimum": "({0} if ({0} <= {1} or {0} != {0}) else {1})",
-    "sign": "(1.0 if {0} > 0 else (-1.0 if {0} < 0 else ({0} * 0.0 if {0} == 0 else {0})))",
-    "abs": "abs({0})",
-    "logical_not": "(not {0})",
-}
+# A backend may replace a template where its compiler differs (CUDA: sigmoid in float32 literals).
+CPU_OVERRIDES = {}
 
 
 def literal(value, dtype):
@@ -41,6 +35,34 @@ def literal(value, dtype):
     return f"{NP_TYPE[dtype.name]}({int(value)})"
 
 
+def typed(text, dtype):
+    """`text` converted to `dtype`, unless it already is a conversion to it.   typed("t0", f32) -> "np.float32(t0)" """
+    name = NP_TYPE[np.dtype(dtype).name]
+    if text.startswith(name + "(") and _one_call(text[len(name):]):
+        return text
+    return f"{name}({text})"
+
+
+def _one_call(text):
+    """Is `text` one parenthesised group, "(...)", rather than "(a) + (b)"?"""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0:
+            return i == len(text) - 1
+    return False
+
+
+class NumbaText:
+    """What a table template function writes with: typed literals and casts in numba's dialect."""
+    literal = staticmethod(literal)
+    cast = staticmethod(typed)
+
+
+NUMBA_TEXT = NumbaText()
+
+
 def literal_of(value):
     """The typed literal of a value made by a `full` or 1-element `const` node."""
     node = value.node
@@ -49,43 +71,25 @@ def literal_of(value):
     return literal(v, value.dtype)
 
 
-def base_template(op):
-    return OPS[op].scalar
-
-
 def expr(node, args, overrides=CPU_OVERRIDES):
-    """The scalar expression computing `node` from argument expressions `args`."""
-    op = node.op
-    attrs = node.attrs
-    if op == "cast":
-        target = np.dtype(attrs["dtype"])
-        if target.kind == "b":
-            return f"({args[0]} != 0)"
-        return f"{NP_TYPE[target.name]}({args[0]})"
-    if op == "clamp":
-        lo, hi = attrs.get("min"), attrs.get("max")
-        dt = node.out.dtype
-        text = args[0]
-        if hi is not None:
-            text = f"({literal(hi, dt)} if {text} > {literal(hi, dt)} else {text})"
-        if lo is not None:
-            text = f"({literal(lo, dt)} if {args[0]} < {literal(lo, dt)} else {text})"
-        return text
-    if op == "pow_scalar":
-        e = attrs["exponent"]
-        if float(e).is_integer() and abs(e) <= 4:
-            e = int(e)
-            if e == 0:
-                return "1.0"
-            body = " * ".join([args[0]] * abs(e))
-            return f"({body})" if e > 0 else f"(1.0 / ({body}))"
-        return f"({args[0]} ** {float(e)!r})"
-    if op == "full":
-        return literal(attrs["value"], node.out.dtype)
-    if op == "stop_gradient":
-        return args[0]
-    template = overrides.get(op) or base_template(op)
+    """The scalar expression computing `node` from argument expressions `args`: a lookup in the table."""
+    template = overrides.get(node.op) or OPS[node.op].scalar
     if template is None:
-        raise BackendError(op, "has no scalar template, so it cannot be lowered inside an elementwise kernel",
+        raise BackendError(node.op, "has no scalar template, so it cannot be lowered inside an elementwise kernel",
                            hint="add `scalar = ...` to its declaration in graphc/ops")
-    return template.format(*args, **{k: v for k, v in attrs.items()})
+    if callable(template):
+        return template(NUMBA_TEXT, args, node.out.dtype, **node.attrs)
+    return template.format(*args, **node.attrs)
+
+
+def identity(op, dtype):
+    """The start value of a reduction's accumulator, from the table (wide: float64 / int64 sums).
+
+        identity("sum", float32) -> "0.0";  identity("max", int64) -> "-9223372036854775807"
+    """
+    value = OPS[op].extra["identity"]
+    if np.dtype(dtype).kind == "f":
+        v = float(value)
+        return "-np.inf" if v == -math.inf else ("np.inf" if v == math.inf else repr(v))
+    v = float(value)
+    return str(-(2 ** 63 - 1)) if v == -math.inf else (str(2 ** 63 - 1) if v == math.inf else str(int(v)))

@@ -22,10 +22,11 @@ import numpy as np
 from ...version import __version__
 from ...config import settings
 from ...errors import BackendError, GraphcError
-from ...ir.printer import format_attr, value_names
+from ...ir.printer import value_names
 from ...ops import OPS
 from ..codegen import IndentedBuffer
-from .scalar import NP_TYPE, expr, literal_of
+from ..codegen.names import ir_line, param_name
+from ..codegen.scalar import NP_TYPE, expr, identity, literal_of, typed
 from . import templates
 
 PARALLEL_MIN_ELEMENTS = 1 << 17   # below this a prange launch (~2 us idle, far more on a busy machine) costs more than it saves
@@ -39,18 +40,6 @@ KERNEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, inline
 MAX_INLINE_ARGS = 30
 OUT_OF_LINE_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST)'
 PARALLEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, parallel=True)'
-
-
-def ir_line(node, names):
-    """'%3: f32[64,128] = relu %2   (model.py:14)' for comments in generated code."""
-    args = ", ".join(names.get(id(v), "?") for v in node.inputs)
-    attrs = ", ".join(f"{k}={format_attr(node.attrs[k])}" for k in sorted(node.attrs) if k != "value"
-                      or np.asarray(node.attrs[k]).size <= 4)
-    text = f"{names[id(node.out)]}: {node.out.type_str()} = {node.op}" + (f" {args}" if args else "") \
-        + (f" {{{attrs}}}" if attrs else "")
-    if node.loc:
-        text += f"   ({os.path.basename(node.loc[0])}:{node.loc[1]})"
-    return text
 
 
 class ModuleEmitter:
@@ -75,6 +64,7 @@ class ModuleEmitter:
         # Planned buffers and views reach the driver as arrays the runner shaped once (a reshape or
         # np.transpose inside the driver costs seconds of numba compile time for their error paths).
         self.params = {}
+        self.input_names = driver_input_names(self.graph, [k.name for k in fused.kernels])
 
     # --- values in the driver ----------------------------------------------------------------
     def var(self, value):
@@ -84,8 +74,8 @@ class ModuleEmitter:
             return self._const(value)   # even when the plan gave it a buffer: no kernel ever fills that buffer
         home = self.plan.storage(value)   # the plan answers for every value a kernel touches
         if home[0] == "input":
-            return f"in{home[1]}"
-        name = "v" + self.names[id(value)][1:].replace(".", "_")
+            return self.input_names[home[1]]
+        name = param_name(self.names[id(value)])
         self.params.setdefault(name, value)
         return name
 
@@ -131,7 +121,7 @@ class ModuleEmitter:
             out.lines_from(templates.pool_helpers())
             out.line("")
         out.lines_from(body.getvalue())
-        args = [f"in{i}" for i in range(len(self.graph.inputs))] + [f"const{j}" for j in range(len(self.consts))] \
+        args = list(self.input_names) + [f"const{j}" for j in range(len(self.consts))] \
             + list(self.params) + [f"scratch{j}" for j in range(len(self.scratch))] + [name for name, _ in self.externs]
         out.line("")
         self._emit_driver(out, args)
@@ -140,7 +130,7 @@ class ModuleEmitter:
     def _emit_driver(self, out, args):
         """One @njit driver; or, when host kernels (numpy BLAS calls) sit between them, @njit segments
         called in order from a plain Python driver."""
-        doc = f'"""Runs graph `{self.graph.name}`: {len(self.fused.kernels)} kernels."""'
+        doc = f'"""Runs graph `{self.graph.name}`: {len(self.steps)} kernel calls."""'
         # error_model="numpy" here too: kernels are inlined into the driver and compiled with ITS flags,
         # so under Python's error model x / 0 would raise ZeroDivisionError instead of giving inf/nan.
         if all(kind == "njit" for kind, _ in self.steps):
@@ -280,7 +270,7 @@ class ModuleEmitter:
                 body.line(f"{t} = _graphc_uniform({read(node.inputs[0])}, {read(node.inputs[1])} + {flat})")
             else:
                 args = [read(v) for v in node.inputs]
-                body.line(f"{t} = {cast}({expr(node, args)})")
+                body.line(f"{t} = {typed(expr(node, args), node.out.dtype)}")
             temps[id(node.out)] = t
             if id(node.out) in outs:
                 body.line(f"{outs[id(node.out)]}[{', '.join(idx) if rank else '()'}] = {t}")
@@ -381,11 +371,8 @@ class ModuleEmitter:
         for n, d in enumerate(keep):
             body.line(f"for i{d} in {'prange' if (n == 0 and parallel) else 'range'}({shape[d]}):")
             body.level += 1
-        in_dtype = red.inputs[0].dtype
-        if red.op == "sum":
-            body.line("acc = 0.0" if in_dtype.kind == "f" else "acc = 0")
-        elif red.op == "max":
-            body.line("acc = -np.inf" if in_dtype.kind == "f" else "acc = -9223372036854775807")
+        if red.op != "argmax":   # the accumulator starts at the table's identity
+            body.line(f"acc = {identity(red.op, red.inputs[0].dtype)}")
         else:
             body.line("best = -np.inf")
             body.line("besti = -1")
@@ -412,14 +399,11 @@ class ModuleEmitter:
                 continue
             if node.op in ("one_hot", "uniform"):
                 raise BackendError(node.op, "cannot be a reduction prologue")
-            body.line(f"t{j} = {NP_TYPE[node.out.dtype.name]}({expr(node, [read(v) for v in node.inputs])})")
+            body.line(f"t{j} = {typed(expr(node, [read(v) for v in node.inputs]), node.out.dtype)}")
             temps[id(node.out)] = f"t{j}"
         src = read(red.inputs[0])
-        if red.op == "sum":
-            body.line(f"acc += {src}")
-        elif red.op == "max":
-            body.line(f"if {src} > acc or {src} != {src}:")
-            body.line(f"    acc = {src}")
+        if red.op != "argmax":   # the table's combining template
+            body.line(f"acc = {OPS[red.op].scalar.format(src, acc='acc')}")
         else:
             body.line(f"if besti < 0 or {src} > best or ({src} != {src} and best == best):")
             body.line(f"    best = {src}")
@@ -637,6 +621,22 @@ class ModuleEmitter:
             lines.append(f"out[{idx}] = x{i}")
             start = stop
         self._emit_template(k, body, driver, args + ["out"], "\n".join(lines))
+
+
+def driver_input_names(graph, kernel_names):
+    """The driver's parameter for each graph input, named after it:  %fc1.weight -> fc1_weight.
+    A name that would shadow a module-level name or another parameter gets its position appended."""
+    import keyword
+    taken = {"np", "math", "njit", "prange", "FAST", "driver"} | set(kernel_names)
+    names = []
+    for i, v in enumerate(graph.inputs):
+        name = param_name("%" + v.name)
+        if (name in taken or keyword.iskeyword(name) or name.startswith("_")
+                or re.match(r"(v\d|const\d|scratch\d|impl_|segment_)", name)):
+            name = f"{name}_in{i}"
+        taken.add(name)
+        names.append(name)
+    return names
 
 
 def lowering_of(op):

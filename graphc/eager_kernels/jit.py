@@ -1,6 +1,6 @@
 """numba for the eager kernels, optional: `njit` and the switch that picks the numba or the numpy path.
 
-    _im2col_nb = njit(_im2col_kernel)   # numba.njit(cache=True) of the loop, or None without numba
+    _im2col_nb = njit(im2col_loop)   # numba.njit(cache=True) of the loop, or None without numba
     use_numba(np.float32)               # False without numba, with GRAPHC_EAGER_NUMBA=0, or for float16
 """
 

@@ -110,7 +110,7 @@ class ModuleEmitter:
         out.line("")
         body = IndentedBuffer()
         self.steps = []            # ("njit" | "host", call line), in execution order
-        self._emit_kernels(body, None)
+        self._emit_kernels(body)
         if self.uses_uniform:
             out.lines_from(templates.UNIFORM)
             out.line("")
@@ -177,7 +177,7 @@ class ModuleEmitter:
                     out.line(c)
             out.line("return 0")
 
-    def _emit_kernels(self, body, driver):
+    def _emit_kernels(self, body):
         for k in self.fused.kernels:
             if not k.outputs:
                 continue    # nothing reads its results (dead code the pipeline's dce would drop)
@@ -191,7 +191,7 @@ class ModuleEmitter:
             self.kernel_nodes[k.name] = k.nodes
             emit = getattr(self, f"_emit_{k.kind}", None) or self._emit_extern
             try:
-                emit(k, body, driver)
+                emit(k, body)
             except GraphcError:
                 raise
             except Exception as exc:   # a lowering bug: name the kernel and its IR, never a raw traceback
@@ -206,7 +206,7 @@ class ModuleEmitter:
         for node in k.nodes:
             body.line("# " + ir_line(node, self.names))
 
-    def _call(self, k, driver, args, host=False):
+    def _call(self, k, args, host=False):
         self.steps.append(("host" if host else "njit", f"{k.name}({', '.join(args)})"))
 
     def _contiguous(self, value):
@@ -219,7 +219,7 @@ class ModuleEmitter:
         return self._contiguous(node.inputs[0])
 
     # --- elementwise -----------------------------------------------------------------------
-    def _emit_elementwise(self, k, body, driver):
+    def _emit_elementwise(self, k, body):
         shape = tuple(k.shape)
         rank = len(shape)
         ext = [v for v in k.inputs if not self.inline(v)]
@@ -275,7 +275,7 @@ class ModuleEmitter:
             if id(node.out) in outs:
                 body.line(f"{outs[id(node.out)]}[{', '.join(idx) if rank else '()'}] = {t}")
         body.level -= rank + 1
-        self._call(k, driver, [views.get(id(v)) or self.var(v) for v in ext + writes])
+        self._call(k, [views.get(id(v)) or self.var(v) for v in ext + writes])
 
     def _collapse(self, shape, inputs, outputs, axes):
         """Merge adjacent loop dims that every operand walks alike (as numpy's iterator coalesces them).
@@ -349,7 +349,7 @@ class ModuleEmitter:
         return text
 
     # --- reductions ------------------------------------------------------------------------
-    def _emit_reduce(self, k, body, driver):
+    def _emit_reduce(self, k, body):
         red = k.nodes[-1]
         shape = tuple(red.inputs[0].shape)
         rank = len(shape)
@@ -426,12 +426,12 @@ class ModuleEmitter:
         result = "besti" if red.op == "argmax" else "acc"
         body.line(f"o0[{oidx}] = {NP_TYPE[out.dtype.name]}({result})")
         body.level -= len(keep) + 1
-        self._call(k, driver, [views.get(id(v)) or self.var(v) for v in ext + [red.out]])
+        self._call(k, [views.get(id(v)) or self.var(v) for v in ext + [red.out]])
 
     _emit_argmax = _emit_reduce
 
     # --- library calls and templates -----------------------------------------------------------
-    def _emit_matmul(self, k, body, driver):
+    def _emit_matmul(self, k, body):
         node = k.nodes[-1]
         a, b = node.inputs
         if a.dtype.kind != "f" or a.dtype != b.dtype:
@@ -459,7 +459,7 @@ class ModuleEmitter:
             names.append(f"{name}.T" if base is not None else sub(v, name))
         body.line(f"np.dot({names[0]}, {names[1]}, {out_idx})")
         body.level -= len(batch) + 1
-        self._call(k, driver, args + [self.var(node.out)])
+        self._call(k, args + [self.var(node.out)])
 
     def _transposed_base(self, value):
         home = self.plan.home.get(id(value))
@@ -480,7 +480,7 @@ class ModuleEmitter:
         self.params.setdefault(name, (value, tuple(shape)))
         return name
 
-    def _emit_conv(self, k, body, driver, args, values, text, host=False):
+    def _emit_conv(self, k, body, args, values, text, host=False):
         """A kernel from a template body, called with explicit driver values."""
         if host:
             body.line(f"def {k.name}({', '.join(args)}):")
@@ -492,28 +492,28 @@ class ModuleEmitter:
             self._header(k, body, args)
         body.lines_from(text)
         body.level -= 1
-        self._call(k, driver, values, host=host)
+        self._call(k, values, host=host)
 
     # NOTE: conv kernels run on the host, calling numba's im2col/col2im and numpy's matmul: numpy's
     # OpenBLAS ran conv2's GEMM ~25% faster than the BLAS numba's np.dot reaches through scipy.
-    def _emit_conv2d(self, k, body, driver):
+    def _emit_conv2d(self, k, body):
         self.uses_conv = True
         node = k.nodes[-1]
         x, w = node.inputs
         g = templates.geometry(x.shape, w.shape, node.attrs["stride"], node.attrs["padding"])
-        self._emit_conv(k, body, driver, ["x", "w2", "y3", "cols", "o"],
+        self._emit_conv(k, body, ["x", "w2", "y3", "cols", "o"],
                         [self.var(x), self.view_param(w, (g["O"], g["K"])),
                          self.view_param(node.out, (g["N"], g["O"], g["P"])),
                          self._scratch((g["K"], g["NB"] * g["P"]), x.dtype),
                          self._scratch((g["O"], g["NB"] * g["P"]), x.dtype)],
                         templates.conv2d_forward_host(g), host=True)
 
-    def _emit_conv2d_grad_weight(self, k, body, driver):
+    def _emit_conv2d_grad_weight(self, k, body):
         self.uses_conv = True
         node = k.nodes[-1]
         gy, x = node.inputs
         g = templates.geometry(x.shape, node.out.shape, node.attrs["stride"], node.attrs["padding"])
-        self._emit_conv(k, body, driver, ["gy3", "x", "gw2", "cols", "part", "acc"],
+        self._emit_conv(k, body, ["gy3", "x", "gw2", "cols", "part", "acc"],
                         [self.view_param(gy, (g["N"], g["O"], g["P"])), self.var(x),
                          self.view_param(node.out, (g["O"], g["K"])),
                          self._scratch((g["K"], g["NB"] * g["P"]), x.dtype),
@@ -521,77 +521,77 @@ class ModuleEmitter:
                          self._scratch((g["K"], g["O"]), x.dtype)],
                         templates.conv2d_grad_weight_host(g), host=True)
 
-    def _emit_conv2d_grad_input(self, k, body, driver):
+    def _emit_conv2d_grad_input(self, k, body):
         self.uses_conv = True
         node = k.nodes[-1]
         gy, w = node.inputs
         g = templates.geometry(node.out.shape, w.shape, node.attrs["stride"], node.attrs["padding"])
-        self._emit_conv(k, body, driver, ["gy3", "w2", "gx", "gcols", "gyb"],
+        self._emit_conv(k, body, ["gy3", "w2", "gx", "gcols", "gyb"],
                         [self.view_param(gy, (g["N"], g["O"], g["P"])), self.view_param(w, (g["O"], g["K"])),
                          self.var(node.out),
                          self._scratch((g["K"], g["NB"] * g["P"]), gy.dtype),
                          self._scratch((g["O"], g["NB"] * g["P"]), gy.dtype)],
                         templates.conv2d_grad_input_host(g), host=True)
 
-    def _emit_template(self, k, body, driver, args, text):
+    def _emit_template(self, k, body, args, text):
         node = k.nodes[-1]
         self._header(k, body, args, parallel="prange" in text)
         body.lines_from(text)
         body.level -= 1
-        self._call(k, driver, [self.var(v) for v in node.inputs] + [self.var(node.out)])
+        self._call(k, [self.var(v) for v in node.inputs] + [self.var(node.out)])
 
     # Pooling reuses the eager kernels' loops (copied into the module): the same tie and NaN rules as
     # the interpreter, and their unrolled 2x2/stride-2 argmax.
-    def _emit_maxpool2d_argmax(self, k, body, driver):
+    def _emit_maxpool2d_argmax(self, k, body):
         self.uses_pool = True
         node = k.nodes[-1]
         a = node.attrs
         if tuple(a["kernel"]) == (2, 2) and tuple(a["stride"]) == (2, 2) and tuple(a["padding"]) == (0, 0):
-            text = "_argmax_2x2_kernel(x, idx)"
+            text = "argmax_2x2_loop(x, idx)"
         else:
-            text = "_argmax_kernel(x, {}, {}, {}, {}, {}, {}, idx)".format(*a["kernel"], *a["stride"], *a["padding"])
-        self._emit_conv(k, body, driver, ["x", "idx"], [self.var(node.inputs[0]), self.var(node.out)], text)
+            text = "argmax_loop(x, {}, {}, {}, {}, {}, {}, idx)".format(*a["kernel"], *a["stride"], *a["padding"])
+        self._emit_conv(k, body, ["x", "idx"], [self.var(node.inputs[0]), self.var(node.out)], text)
 
-    def _emit_maxpool2d_gather(self, k, body, driver):
+    def _emit_maxpool2d_gather(self, k, body):
         self.uses_pool = True
         node = k.nodes[-1]
         x, idx = node.inputs
         n, c = x.shape[:2]
-        self._emit_conv(k, body, driver, ["x3", "idx3", "y3"],
+        self._emit_conv(k, body, ["x3", "idx3", "y3"],
                         [self.view_param(x, (n, c, x.shape[2] * x.shape[3])),
                          self.view_param(idx, (n, c, idx.shape[2] * idx.shape[3])),
                          self.view_param(node.out, (n, c, idx.shape[2] * idx.shape[3]))],
-                        "_gather_kernel(x3, idx3, y3)")
+                        "gather_loop(x3, idx3, y3)")
 
-    def _emit_maxpool2d_scatter(self, k, body, driver):
+    def _emit_maxpool2d_scatter(self, k, body):
         self.uses_pool = True
         node = k.nodes[-1]
         gy, idx = node.inputs
         n, c, h, w = node.out.shape
         text = "for n in range({n}):\n    for c in range({c}):\n        for j in range({hw}):\n" \
-               "            gx3[n, c, j] = 0\n_scatter_kernel(gy3, idx3, gx3)".format(n=n, c=c, hw=h * w)
-        self._emit_conv(k, body, driver, ["gy3", "idx3", "gx3"],
+               "            gx3[n, c, j] = 0\nscatter_loop(gy3, idx3, gx3)".format(n=n, c=c, hw=h * w)
+        self._emit_conv(k, body, ["gy3", "idx3", "gx3"],
                         [self.view_param(gy, (n, c, gy.shape[2] * gy.shape[3])),
                          self.view_param(idx, (n, c, idx.shape[2] * idx.shape[3])),
                          self.view_param(node.out, (n, c, h * w))], text)
 
-    def _emit_getitem(self, k, body, driver):
+    def _emit_getitem(self, k, body):
         node = k.nodes[-1]
         slices = templates.index_text(node.attrs["index"])
         real_shape = templates.shape_without_new_axes(node.attrs["index"], node.inputs[0].shape)
         out = self.view_param(node.out, real_shape) if real_shape else self.var(node.out)
-        self._emit_conv(k, body, driver, ["x", "out"], [self.var(node.inputs[0]), out],
+        self._emit_conv(k, body, ["x", "out"], [self.var(node.inputs[0]), out],
                         f"out[...] = x[{slices}]" if real_shape else f"out[()] = x[{slices}]")
 
-    def _emit_getitem_grad(self, k, body, driver):
+    def _emit_getitem_grad(self, k, body):
         node = k.nodes[-1]
         slices = templates.index_text(node.attrs["index"])
         real_shape = templates.shape_without_new_axes(node.attrs["index"], node.attrs["shape"])
         g = self.view_param(node.inputs[0], real_shape) if real_shape else self.var(node.inputs[0])
         text = "out[...] = 0\n" + (f"out[{slices}] = g" if real_shape else f"out[{slices}] = g[()]")
-        self._emit_conv(k, body, driver, ["g", "out"], [g, self.var(node.out)], text)
+        self._emit_conv(k, body, ["g", "out"], [g, self.var(node.out)], text)
 
-    def _emit_extern(self, k, body, driver):
+    def _emit_extern(self, k, body):
         """An op with no generated kernel: the op table's numpy implementation runs on the host, reading
         and writing the planned buffers (like the conv kernels).   extern_sort_12(x, out, impl_sort_12)"""
         node = k.nodes[-1]
@@ -608,9 +608,9 @@ class ModuleEmitter:
         body.line("# " + ir_line(node, self.names))
         body.line(f"out[...] = impl({', '.join(args)})")
         body.level -= 1
-        self._call(k, driver, [self.var(v) for v in node.inputs] + [self.var(node.out), impl], host=True)
+        self._call(k, [self.var(v) for v in node.inputs] + [self.var(node.out), impl], host=True)
 
-    def _emit_concat(self, k, body, driver):
+    def _emit_concat(self, k, body):
         node = k.nodes[-1]
         axis = node.attrs["axis"]
         args = [f"x{i}" for i in range(len(node.inputs))]
@@ -620,7 +620,7 @@ class ModuleEmitter:
             idx = ", ".join(f"{start}:{stop}" if d == axis else ":" for d in range(len(v.shape)))
             lines.append(f"out[{idx}] = x{i}")
             start = stop
-        self._emit_template(k, body, driver, args + ["out"], "\n".join(lines))
+        self._emit_template(k, body, args + ["out"], "\n".join(lines))
 
 
 def driver_input_names(graph, kernel_names):

@@ -37,17 +37,8 @@ def _assert_same(want, got, tol=1e-5):
 
 
 def test_found_broadcasting_matmul_under_where():
-    """
-    def program(d0):              # p0, p1: [1, 1] parameters; d0: a [4, 1, 1] input
-        v0 = d0 + p0
-        v1 = v0 @ p1
-        v2 = graphc.where(v1 > v0, v1, v0 * 0.5)
-        v3 = v2 * v0
-        loss = v3.mean()
-        loss = loss + 0.001 * ((p0 * p0).sum() + (p1 * p1).sum())
-        loss.backward()
-        return loss, v3, p0.grad, p1.grad
-    """
+    """p0, p1: [1, 1] parameters; d0: a [4, 1, 1] input. Crashed with "no storage planned for %23": the
+    elementwise collapse asked for storage of an output the plan had inlined as a literal."""
     p0, p1 = _params((1, 1), (1, 1))
     d0 = graphc.tensor(np.random.default_rng(1).standard_normal((4, 1, 1)).astype(np.float32))
 
@@ -65,38 +56,24 @@ def test_found_broadcasting_matmul_under_where():
 
 
 def test_found_adamw_amsgrad_over_unit_params():
-    """
-    def program(d0):              # three [1, 1] parameters; opt = AdamW(params, lr=0.05, amsgrad=True)
-        opt.zero_grad()
-        loss = ((d0 @ p0 + p1) * p2).tanh().mean()
-        loss.backward()
-        opt.step()
-        return loss
-    """
-    params = _params((1, 1), (1, 1), (1, 1))
-    opt = graphc.optim.AdamW(params, lr=0.05, amsgrad=True)
+    """AdamW(params, lr=0.05, amsgrad=True) over three [1, 1] parameters: its fused update kernel was
+    called with more than 30 arguments, which numba's inliner refused."""
     d0 = graphc.tensor(np.random.default_rng(2).standard_normal((3, 1)).astype(np.float32))
 
-    def program(d0):
-        opt.zero_grad()
-        loss = ((d0 @ params[0] + params[1]) * params[2]).tanh().mean()
-        loss.backward()
-        opt.step()
-        return (loss,)
+    def results(backend):
+        params = _params((1, 1), (1, 1), (1, 1))
+        opt = graphc.optim.AdamW(params, lr=0.05, amsgrad=True)
 
-    want = _run(program, params, [d0], None)
-    opt.state.clear() if hasattr(opt, "state") and hasattr(opt.state, "clear") else None
-    opt2 = graphc.optim.AdamW(params, lr=0.05, amsgrad=True)
-    globals_opt = {"opt": opt2}
+        def program(d0):
+            opt.zero_grad()
+            loss = ((d0 @ params[0] + params[1]) * params[2]).tanh().mean()
+            loss.backward()
+            opt.step()
+            return (loss,)
 
-    def program2(d0):
-        globals_opt["opt"].zero_grad()
-        loss = ((d0 @ params[0] + params[1]) * params[2]).tanh().mean()
-        loss.backward()
-        globals_opt["opt"].step()
-        return (loss,)
+        return _run(program, params, [d0], backend)
 
-    _assert_same(want, _run(program2, params, [d0], "numba_cpu"))
+    _assert_same(results(None), results("numba_cpu"))
 
 
 @pytest.mark.parametrize("n_params", [12, 50])

@@ -143,8 +143,8 @@ def main():
     ap.add_argument("--no-torch", action="store_true")
     args = ap.parse_args()
     if args.numpy:
-        ek.USE_NUMBA = False
-    print(f"numba: {'used' if ek.USE_NUMBA else 'not used'} "
+        ek.jit.USE_NUMBA = False
+    print(f"numba: {'used' if ek.jit.USE_NUMBA else 'not used'} "
           f"(installed: {ek.HAVE_NUMBA}), cpus: {os.cpu_count()}, "
           f"dtype: {args.dtype}")
 

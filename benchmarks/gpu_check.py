@@ -29,7 +29,7 @@ def require_gpu():
     """Exit 2 with one clear line when no GPU can run the check (the simulator does not count)."""
     if os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0"):
         print("gpu_check: NUMBA_ENABLE_CUDASIM is set; this check is for a real GPU (unset it). "
-              "The simulator checks are: python -m graphc.backends.numba_cuda.selftest kinds")
+              "The simulator checks are: python benchmarks/cuda_selftest.py kinds")
         sys.exit(2)
     from graphc.errors import BackendError
     from graphc.backends.numba_cuda.device import require_cuda
@@ -45,7 +45,7 @@ def require_gpu():
 
 
 def parity():
-    from graphc.backends.numba_cuda import selftest
+    import cuda_selftest as selftest   # beside this script
     failed = 0
     for argv in (["kinds"], ["mlp", "--batch", "64", "--steps", "3"],
                  ["cnn", "--batch", "64", "--steps", "2", "--dropout"]):

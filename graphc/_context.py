@@ -13,7 +13,7 @@ import types
 
 _local = threading.local()
 TRACE_LOCK = threading.RLock()
-# graphc.detect_anomaly(): False, or the checker `apply` calls on every eager result (graphc/debug.py).
+# graphc.detect_anomaly(): False, or the checker `apply` calls on every eager result (graphc/debug/anomaly.py).
 anomaly = False
 
 

@@ -13,28 +13,7 @@ import numpy as np
 
 from . import _context, storage_version
 from .errors import GradError
-
-
-class no_grad(contextlib.ContextDecorator):
-    """Disable gradient recording inside the block (also as a decorator).   with no_grad(): y = x * 2"""
-
-    def __enter__(self):
-        self.prev = _context.grad_enabled
-        _context.set_grad_enabled(False)
-
-    def __exit__(self, *exc):
-        _context.set_grad_enabled(self.prev)
-
-
-class enable_grad(contextlib.ContextDecorator):
-    """Re-enable gradient recording inside a no_grad block."""
-
-    def __enter__(self):
-        self.prev = _context.grad_enabled
-        _context.set_grad_enabled(True)
-
-    def __exit__(self, *exc):
-        _context.set_grad_enabled(self.prev)
+from .ops.registry import run_vjp
 
 
 class set_grad_enabled(contextlib.ContextDecorator):
@@ -49,6 +28,20 @@ class set_grad_enabled(contextlib.ContextDecorator):
 
     def __exit__(self, *exc):
         _context.set_grad_enabled(self.prev)
+
+
+class no_grad(set_grad_enabled):
+    """Disable gradient recording inside the block (also as a decorator).   with no_grad(): y = x * 2"""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Re-enable gradient recording inside a no_grad block."""
+
+    def __init__(self):
+        super().__init__(True)
 
 
 def is_grad_enabled():
@@ -73,24 +66,6 @@ def _topo_order(root):
                 if inp.requires_grad and id(inp) not in seen:
                     stack.append((inp, False))
     return order
-
-
-def run_vjp(op, g, ans, inputs, attrs):
-    """One op's input gradients, each summed back to its input's shape (None where no grad flows)."""
-    from .functional import sum_to
-    if op.extra.get("vjp_needs"):
-        grads = op.vjp(g, ans, *inputs, needs=tuple(inp.requires_grad for inp in inputs), **attrs)
-    else:
-        grads = op.vjp(g, ans, *inputs, **attrs)
-    out = []
-    for inp, gi in zip(inputs, grads):
-        if gi is None or not inp.requires_grad:
-            out.append(None)
-            continue
-        if tuple(gi.shape) != tuple(inp.shape):
-            gi = sum_to(gi, tuple(inp.shape))
-        out.append(gi)
-    return out
 
 
 def backward(root, gradient=None, create_graph=False):
@@ -119,7 +94,7 @@ def backward(root, gradient=None, create_graph=False):
             if g is None:
                 continue
             if t._ctx is None:
-                _accumulate_leaf(t, g)
+                accumulate_leaf(t, g)
                 continue
             op, inputs, attrs = t._ctx
             _check_versions(t)
@@ -146,7 +121,7 @@ def _check_versions(t):
                                  "before the tensor is used, or after backward()")
 
 
-def _accumulate_leaf(t, g):
+def accumulate_leaf(t, g):
     if not t._leaf_wants_grad():
         return
     if g.dtype != t.dtype:
@@ -225,4 +200,10 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     return True
 
 
-from .debug import detect_anomaly, set_detect_anomaly  # noqa: E402,F401  (torch.autograd's names)
+def __getattr__(name):
+    # torch.autograd's names for anomaly mode, which graphc.debug implements.  debug sits above this
+    # module (it replays compiled graphs), so it is loaded by name on first use instead of imported.
+    if name in ("detect_anomaly", "set_detect_anomaly"):
+        import importlib
+        return getattr(importlib.import_module("graphc.debug"), name)
+    raise AttributeError(f"module 'graphc.autograd' has no attribute {name!r}")

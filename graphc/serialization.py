@@ -14,13 +14,13 @@ import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 
 import numpy as np
 
 from .errors import DataError
+from .fileio import write_atomic
 from .tensor import Tensor
 
 FORMAT = "graphc-checkpoint"
@@ -126,17 +126,6 @@ def _write_zip(fileobj, manifest, arrays):
                 np.lib.format.write_array(fh, arr, allow_pickle=False)
 
 
-def _umask():
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
-
-
 def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True):
     """Write obj (tensors, arrays, numbers, strings and dict/list/tuple of them) to a path or file object.
 
@@ -153,29 +142,7 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
     if not os.path.isdir(directory):
         raise MissingFileError("save", f"cannot write {path}: the directory {directory} does not exist",
                                hint="create it first: os.makedirs(directory, exist_ok=True)")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            _write_zip(fh, manifest, arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp makes the file 0600; give it the mode a plain open() would have
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:   # make the rename itself durable (best effort: not every platform can open a directory)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    write_atomic(path, lambda fh: _write_zip(fh, manifest, arrays), durable=True)
 
 
 # --- decoding ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 """
 import os
 
+from .backends import set_kernel_threads
 
 _BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
                  "openblas_set_num_threads", "MKL_Set_Num_Threads", "bli_thread_set_num_threads")
@@ -36,11 +37,7 @@ def set_num_threads(n):
                 fn(int(n))
                 changed.append(os.path.basename(path))
                 break
-    try:
-        import numba
-        numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
-    except (ImportError, ValueError):
-        pass
+    set_kernel_threads(n)
     return changed
 
 

@@ -12,6 +12,7 @@ import pytest
 import graphc
 import graphc.nn as nn
 import graphc.serialization as S
+from graphc import fileio
 from graphc.errors import DataError
 
 
@@ -139,7 +140,7 @@ def test_crash_mid_save_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
 def test_save_file_mode_follows_umask(tmp_path):
     path = tmp_path / "m.pt"
     graphc.save({}, path)
-    assert os.stat(path).st_mode & 0o777 == 0o666 & ~S._umask()
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~fileio.umask()
 
 
 def test_save_into_missing_directory(tmp_path):

@@ -15,3 +15,12 @@ def get_backend(name):
         return NumbaCUDABackend()
     raise BackendError("compile", f"unknown backend {name!r}",
                        hint="choose one of 'numba_cpu' (default), 'interpreter', 'numba_cuda'")
+
+
+def set_kernel_threads(n):
+    """Threads for numba's parallel loops in the generated kernels (graphc.set_num_threads also sets BLAS's)."""
+    try:
+        import numba
+        numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    except (ImportError, ValueError):
+        pass

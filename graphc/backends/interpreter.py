@@ -12,29 +12,34 @@ from ..errors import BackendError, GraphcError
 from ..ops import OPS
 
 
+def run_node(node, args):
+    """One node on host arrays, with the op table's implementation:  run_node(relu_node, [x]) -> array.
+
+    An op error is re-rendered at the node's user line; the result has the node's dtype.
+    """
+    op = OPS[node.op]
+    if op.impl is None:
+        raise BackendError(node.op, "the interpreter cannot run this op (the autodiff pass should have "
+                                    "replaced it)", loc=node.loc)
+    try:
+        out = op.impl(*args, **node.attrs)
+    except GraphcError as exc:
+        if node.loc:   # point at the user's line that made this node, not at the interpreter
+            exc.loc = node.loc
+            exc.args = (exc._render(),)
+        raise
+    except Exception as exc:
+        raise BackendError(node.op, f"failed on inputs {', '.join(f'{a.dtype}{list(a.shape)}' for a in args)}: "
+                                    f"{type(exc).__name__}: {exc}", loc=node.loc) from exc
+    out = np.asarray(out)
+    return out.astype(node.out.dtype) if out.dtype != node.out.dtype else out
+
+
 def interpret(graph, inputs):
     """Evaluate the graph: (list of output arrays, list of update arrays in graph.updates order)."""
     env = {id(v): a for v, a in zip(graph.inputs, inputs)}
     for node in graph.nodes:
-        op = OPS[node.op]
-        if op.impl is None:
-            raise BackendError(node.op, "the interpreter cannot run this op (the autodiff pass should have "
-                                        "replaced it)", loc=node.loc)
-        args = [env[id(v)] for v in node.inputs]
-        try:
-            out = op.impl(*args, **node.attrs)
-        except GraphcError as exc:
-            if node.loc:   # point at the user's line that made this node, not at the interpreter
-                exc.loc = node.loc
-                exc.args = (exc._render(),)
-            raise
-        except Exception as exc:
-            raise BackendError(node.op, f"failed on inputs {', '.join(f'{a.dtype}{list(a.shape)}' for a in args)}: "
-                                        f"{type(exc).__name__}: {exc}", loc=node.loc) from exc
-        out = np.asarray(out)
-        if out.dtype != node.out.dtype:
-            out = out.astype(node.out.dtype)
-        env[id(node.out)] = out
+        env[id(node.out)] = run_node(node, [env[id(v)] for v in node.inputs])
     # Update values are copied: one may be (a view of) another input that is itself updated.
     return [env[id(v)] for v in graph.outputs], [np.array(env[id(new)]) for _, new in graph.updates]
 
@@ -43,6 +48,7 @@ class InterpreterBackend:
     """Backend interface: compile(graph) -> a function from input arrays to (outputs, updates)."""
 
     name = "interpreter"
+    run_node = staticmethod(run_node)
 
     def compile(self, graph, **options):
         def run(inputs):
@@ -53,3 +59,6 @@ class InterpreterBackend:
 
     def prepare_passes(self):
         return []
+
+
+Interpreter = InterpreterBackend

@@ -150,25 +150,6 @@ def check_writable_file(path, option):
         raise CLIError(f"{option} {path}: the file is not writable")
 
 
-def atomic_write(path, write):
-    """Call write(binary file) on a temporary file beside `path`, then rename it into place (mode as open() gives)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def first_line(exc):
     """An exception as one line: its first line, plus graphc's hint when it has one."""
     text = str(exc).strip().splitlines()

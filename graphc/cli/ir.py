@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sys
 
-from .common import (BACKENDS, CLIError, atomic_write, call_as_user, check_backend, check_writable_file, positive_int,
+from ..fileio import write_atomic
+from .common import (BACKENDS, CLIError, call_as_user, check_backend, check_writable_file, positive_int,
                      quiet_numba_warnings)
 from .models import DEFAULTS, MODELS, build
 
@@ -168,4 +169,4 @@ def to_dot(graph, fused=None):
 
 def write_text(path, text):
     """Write a text file atomically."""
-    atomic_write(path, lambda fh: fh.write(text.encode()))
+    write_atomic(path, text)

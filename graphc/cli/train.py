@@ -33,7 +33,8 @@ import os
 import sys
 import time
 
-from .common import (CLIError, add_backend_option, add_threads_option, atomic_write, call_as_user, check_backend,
+from ..fileio import write_atomic
+from .common import (CLIError, add_backend_option, add_threads_option, call_as_user, check_backend,
                      check_writable_file, compile_seconds, first_line, is_tty, median_ms, non_negative_float,
                      non_negative_int, positive_float, positive_int, quiet_numba_warnings, resolve_data_root,
                      set_threads, time_interleaved)
@@ -486,6 +487,6 @@ def write_plot(history, path, title):
     fig.suptitle(title)
     fig.tight_layout()
     try:   # atomic like the checkpoints: a temporary file next to the target, then a rename
-        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
+        write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
     finally:
         plt.close(fig)

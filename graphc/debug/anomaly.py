@@ -3,8 +3,8 @@
     with graphc.detect_anomaly():             # also graphc.autograd.detect_anomaly(), as in PyTorch
         loss = step(x, y)                     # AnomalyError: log: produced NaN ... at train.py:12
 
-Eager mode pays one flag test per op (`_context.anomaly`), a compiled call a flag test and a
-thread-local read, until a detect_anomaly block (or verify) needs more.
+Eager mode pays one flag test per op (`_context.anomaly`), a compiled call one observer call and a
+flag test (`Entry.observers`), until a detect_anomaly block (or verify) needs more.
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import numpy as np
 
 from .. import _context
 from ..errors import GraphcError, format_location, user_frame
+from ..ir.printer import value_names
+from .values import copy_array, interpreter_values, ir_line
 
 
 class AnomalyError(GraphcError, RuntimeError):
@@ -65,12 +67,13 @@ def _type_text(a):
 def _backward_context():
     """('vjp', forward op, forward output) while eager backward runs a VJP; ('accumulate', None, leaf); or None."""
     from .. import autograd
+    from ..ops.registry import run_vjp
     frame = sys._getframe(2)
     while frame is not None:
         code = frame.f_code
-        if code is autograd.run_vjp.__code__:
+        if code is run_vjp.__code__:
             return "vjp", frame.f_locals.get("op"), frame.f_locals.get("ans")
-        if code is autograd._accumulate_leaf.__code__:
+        if code is autograd.accumulate_leaf.__code__:
             return "accumulate", None, frame.f_locals.get("t")
         if code is autograd.backward.__code__:
             return "backward", None, None
@@ -121,50 +124,27 @@ class _AnomalyState:
 
 _anomaly_state = _AnomalyState()
 _install_lock = threading.Lock()
-_entry_call = None        # Entry.__call__ as compile.py defines it, once the hook below wraps it
-_watch = threading.local()  # .calls: a list verify() fills with (entry, graph inputs) while it runs
+_installed = []
 
 
-def _install_entry_hook():
-    """Wrap compile.Entry.__call__ once, so that a compiled call can be observed before it runs.
+def _observe_call(entry, inputs):
+    """The observer of compiled calls: inside detect_anomaly, check what the call produced.
 
-    Inside detect_anomaly it checks what the call produced; inside verify it records the graph's
-    inputs before the run writes state back. Outside both it costs a flag test and a thread-local read.
+    Outside a detect_anomaly block it costs a flag test per compiled call.
     """
-    global _entry_call
+    if not (_context.anomaly and _anomaly_state.check_nan):
+        return None
+    inputs = [copy_array(a) for a in inputs]   # copies: the run writes parameters back
+    return lambda result: check_compiled_result(entry, inputs, result)
+
+
+def _install_observer():
+    """Watch compiled calls from now on (once per process)."""
+    from ..frontend.compile import Entry
     with _install_lock:
-        if _entry_call is not None:
-            return
-        from ..frontend.compile import Entry
-        original = Entry.__call__
-
-        def __call__(self, flat_args):
-            calls = getattr(_watch, "calls", None)
-            anomaly = _context.anomaly and _anomaly_state.check_nan
-            if calls is None and not anomaly:
-                return original(self, flat_args)
-            inputs = _entry_inputs(self, flat_args)   # copies: the run writes parameters back
-            if calls is not None:
-                calls.append((self, inputs))
-            result = original(self, flat_args)
-            if anomaly:
-                check_compiled_result(self, inputs, result)
-            return result
-
-        __call__.__doc__ = original.__doc__
-        Entry.__call__ = __call__
-        _entry_call = original
-
-
-@contextlib.contextmanager
-def _watch_compiled_calls():
-    _install_entry_hook()
-    saved = getattr(_watch, "calls", None)
-    _watch.calls = []
-    try:
-        yield _watch.calls
-    finally:
-        _watch.calls = saved
+        if not _installed:
+            Entry.observers.append(_observe_call)
+            _installed.append(_observe_call)
 
 
 def check_compiled_result(entry, inputs, result):
@@ -185,11 +165,11 @@ def check_compiled_result(entry, inputs, result):
     if not bad:
         return
     what = ", ".join(f"{w} ({_describe_bad(a)})" for w, _, a in bad[:3])
-    names = _value_names(graph)
+    names = value_names(graph)
     wanted = "nan" if any(np.isnan(np.asarray(a, dtype=np.float64)).any() for _, _, a in bad) else "inf"
     needed = _ancestors([v for _, v, _ in bad])
     try:
-        env = _interpreter_values(graph, inputs)
+        env = interpreter_values(graph, inputs)
     except GraphcError:
         env = None
     if env is not None:
@@ -210,7 +190,7 @@ def check_compiled_result(entry, inputs, result):
             inputs_text = ", ".join(_type_text(env[id(v)]) for v in node.inputs)
             raise AnomalyError(node.op, f"produced {_describe_bad(out)} in compiled graph `{graph.name}` "
                                         f"(the first node to do so; the step returned {what})",
-                               loc=node.loc or (), detail=f"{_ir_line(node, names)}; inputs: {inputs_text}",
+                               loc=node.loc or (), detail=f"{ir_line(node, names)}; inputs: {inputs_text}",
                                hint=_HINTS.get(node.op, _DEFAULT_HINT))
     raise AnomalyError(graph.name, f"the compiled step produced {what}, but the interpreter computes finite "
                                    f"values for every node on the same inputs",
@@ -262,7 +242,7 @@ class detect_anomaly(contextlib.ContextDecorator):
         self.check_nan = bool(check_nan)
 
     def __enter__(self):
-        _install_entry_hook()
+        _install_observer()
         self._prev = (_context.anomaly, _anomaly_state.check_nan)
         _context.anomaly = check_op_result
         _anomaly_state.check_nan = self.check_nan
@@ -281,7 +261,7 @@ class set_detect_anomaly(detect_anomaly):
         self.mode = bool(mode)
         self._prev = (_context.anomaly, _anomaly_state.check_nan)
         if self.mode:
-            _install_entry_hook()
+            _install_observer()
         _context.anomaly = check_op_result if self.mode else False
         _anomaly_state.check_nan = self.check_nan
 
@@ -291,7 +271,3 @@ class set_detect_anomaly(detect_anomaly):
 
 def is_anomaly_enabled():
     return bool(_context.anomaly)
-
-
-# Last: verify imports this module's _watch_compiled_calls, and these helpers are verify's.
-from .verify import _entry_inputs, _interpreter_values, _ir_line, _value_names  # noqa: E402

@@ -6,21 +6,19 @@ value diverges.
 """
 from __future__ import annotations
 
-import os
+import contextlib
+import threading
 
 import numpy as np
 
 from ..errors import GraphcError, format_location
-
-from .anomaly import _watch_compiled_calls  # noqa: E402  (verify fills its record of compiled calls)
+from ..ir.printer import value_names
+from .values import copy_array as _copy
+from .values import interpreter_values, ir_line, reference_values
 
 # ==============================================================================================
 # Snapshots of everything a function touches
 # ==============================================================================================
-
-def _copy(a):
-    return None if a is None else np.array(a, copy=True)
-
 
 def _probe(fn, args, kwargs):
     """Trace fn once and throw the graph away: learn which tensors, grads and optimizers it touches.
@@ -28,7 +26,7 @@ def _probe(fn, args, kwargs):
     The trace is aborted, so every lifted tensor, .grad and optimizer state is as before (optimizer
     state the trace created eagerly, e.g. a fresh momentum buffer, is dropped again).
     """
-    from ..frontend.compile import _flat_tensor_args, _replace_tensors
+    from ..frontend.compile import flat_tensor_args, replace_tensors
     from ..frontend.trace import Tracer
 
     class Probe(Tracer):
@@ -42,16 +40,43 @@ def _probe(fn, args, kwargs):
             super().note_optimizer(optimizer)
 
     probe = Probe()
-    flat = _flat_tensor_args(args, kwargs)
+    flat = flat_tensor_args(args, kwargs)
     proxies = {id(t): probe.data_input(t, f"arg{i}") for i, t in enumerate(flat)}
     try:
         with probe:
-            fn(*_replace_tensors(args, proxies), **_replace_tensors(kwargs, proxies))
+            fn(*replace_tensors(args, proxies), **replace_tensors(kwargs, proxies))
     finally:
         probe.abort()
         for _, saved in probe.opt_before.values():
             saved.restore()
     return probe
+
+
+_watch = threading.local()   # .calls: the list verify() fills with (entry, copies of its graph inputs)
+_install_lock = threading.Lock()
+_installed = []
+
+
+def _record_call(entry, inputs):
+    """The observer of compiled calls: inside verify, keep the graph's inputs before the run writes state back."""
+    calls = getattr(_watch, "calls", None)
+    if calls is not None:
+        calls.append((entry, [_copy(a) for a in inputs]))
+
+
+@contextlib.contextmanager
+def _watch_compiled_calls():
+    from ..frontend.compile import Entry
+    with _install_lock:
+        if not _installed:
+            Entry.observers.append(_record_call)
+            _installed.append(_record_call)
+    saved = getattr(_watch, "calls", None)
+    _watch.calls = []
+    try:
+        yield _watch.calls
+    finally:
+        _watch.calls = saved
 
 
 class _OptimizerState:
@@ -189,19 +214,6 @@ def _flat_results(result):
     return [_copy(x._value) if isinstance(x, Tensor) else x for x in flat]
 
 
-def _entry_inputs(entry, flat_args):
-    """Copies of the arrays a compiled Entry feeds its graph, in graph-input order (as Entry.__call__ does)."""
-    inputs = []
-    for kind, src in entry.input_getters:
-        if kind == "arg":
-            inputs.append(_copy(flat_args[src]._value))
-        elif kind == "tensor":
-            inputs.append(_copy(src._value))
-        else:
-            inputs.append(np.asarray(src[0][src[1]], dtype=np.float32))
-    return inputs
-
-
 # ==============================================================================================
 # Comparing values
 # ==============================================================================================
@@ -269,77 +281,19 @@ def _compare(name, kind, got, want, rtol, atol):
 # Node by node: the reference values and the backend's
 # ==============================================================================================
 
-def _reference_values(graph, inputs, float64=False):
-    """{id(value): array}: every node evaluated with the op table's numpy impl, exactly as eager mode does.
-
-    float64=True evaluates float values in double precision instead: how far that moves a value shows how
-    sensitive it is to rounding.
-    """
-    from ..ops.registry import OPS
-    if float64:
-        inputs = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in inputs]
-    env = {id(v): a for v, a in zip(graph.inputs, inputs)}
-    with np.errstate(all="ignore"):
-        for node in graph.nodes:
-            out = np.asarray(OPS[node.op].impl(*[env[id(v)] for v in node.inputs], **node.attrs))
-            if out.dtype != node.out.dtype and not (float64 and out.dtype.kind == node.out.dtype.kind == "f"):
-                out = out.astype(node.out.dtype)
-            env[id(node.out)] = out
-    return env
-
-
-def _all_values_graph(graph):
-    """The same nodes with every node's value as an output, so a backend hands back all of them."""
-    from ..ir import Graph
-    g = Graph(graph.name)
-    g.inputs, g.nodes = graph.inputs, graph.nodes
-    g.outputs, g.updates = [n.out for n in graph.nodes], []
-    return g
-
-
-def _interpreter_values(graph, inputs):
-    from ..backends import interpreter
-    with np.errstate(all="ignore"):
-        outs, _ = interpreter.interpret(_all_values_graph(graph), [_copy(a) for a in inputs])
-    env = {id(v): a for v, a in zip(graph.inputs, inputs)}
-    env.update({id(n.out): np.asarray(a) for n, a in zip(graph.nodes, outs)})
-    return env
-
-
 class _NumbaProbe:
     """A numba_cpu build of the graph in which every kernel output keeps its own buffer after the call.
 
     `fused=False` makes every node its own kernel, so every node's value is at a kernel boundary.
-    Memory reuse and in-place updates are switched off (a later kernel would overwrite the values).
+    keep_values=True switches memory reuse and in-place updates off (a later kernel would overwrite the values).
     """
 
     def __init__(self, graph, fused, cache_dir=None):
-        from ..backends.numba_cpu import Runner, _inline_ok
-        from ..backends.numba_cpu.emit import ModuleEmitter
-        from ..config import settings
-        from ..passes import fusion
-        from ..passes.memplan import plan_memory
-        if fused:
-            fg = fusion.fuse(graph)
-        else:
-            kernels = [fusion.Kernel("elementwise" if fusion.is_loop_op(n) else fusion._kind_of(n), [n])
-                       for n in graph.nodes]
-            fusion._finish(graph, kernels)
-            fg = fusion.FusedGraph(graph, kernels)
-        plan = plan_memory(fg, _inline_ok)
-        pools = []
-        for k in fg.kernels:
-            for v in k.outputs:
-                home = plan.home.get(id(v))
-                if id(v) in plan.in_place or (home is not None and home[0] == "buffer"):
-                    plan.home[id(v)] = ("buffer", len(pools), 0)
-                    pools.append((np.dtype(v.dtype), max(v.size, 1)))
-        plan.pools, plan.in_place = pools, {}
-        emitter = ModuleEmitter(fg, plan, graph.name)
-        source = emitter.emit()
-        self.fused = fg
-        self.kernel_of = {id(n.out): k for k in fg.kernels for n in k.nodes}
-        self.runner = Runner(graph, fg, plan, emitter, source, cache_dir or settings.cache_dir, {})
+        from ..backends import get_backend
+        from ..config import override
+        with override(dump=None):   # the real build's dump keeps its name; this one is for verify only
+            self.runner = get_backend("numba_cpu").compile(graph, cache_dir=cache_dir, keep_values=True, fusion=fused)
+        self.kernel_of = {id(n.out): k for k in self.runner.fused.kernels for n in k.nodes}
 
     def values(self, graph, inputs):
         # copies (the run must not touch the caller's arrays); np.ascontiguousarray would make 0-d arrays 1-d
@@ -348,10 +302,9 @@ class _NumbaProbe:
             self.runner(inputs)
         env = {id(v): a for v, a in zip(graph.inputs, inputs)}
         for node in graph.nodes:
-            try:
-                env[id(node.out)] = _copy(self.runner._getter(node.out)(inputs))
-            except GraphcError:
-                pass    # inside a fused kernel: never materialised
+            value = self.runner.value(node.out, inputs)
+            if value is not None:    # None: inside a fused kernel, never materialised
+                env[id(node.out)] = _copy(value)
         return env
 
 
@@ -366,7 +319,7 @@ def _first_divergence(graph, ref, got, rtol, atol, names):
         abs_err, rel_err, pattern = _errors(got[key], ref[key])
         local = None
         if all(id(v) in got for v in node.inputs):
-            own = _reference_values(_single_node_graph(node), [got[id(v)] for v in node.inputs])[key]
+            own = reference_values(_single_node_graph(node), [got[id(v)] for v in node.inputs])[key]
             local = _errors(got[key], own)[:2] + (_close(got[key], own, rtol, atol),)
         inputs_ok = all(id(v) not in got or _close(got[id(v)], ref[id(v)], rtol, atol) for v in node.inputs)
         return Divergence(graph, i, node, names, abs_err if not pattern else np.inf,
@@ -401,7 +354,7 @@ class Divergence:
         self.kernel = kernel
         self.note = note
         self.where = where
-        self.ir_line = _ir_line(node, names) if node is not None else ""
+        self.ir_line = ir_line(node, names) if node is not None else ""
         self.loc = node.loc if node is not None else None
 
     @property
@@ -433,25 +386,6 @@ class Divergence:
         if self.note:
             lines.append(f"  {self.note}")
         return "\n".join(lines)
-
-
-def _ir_line(node, names):
-    from ..ir.printer import format_attr
-    args = ", ".join(names.get(id(v), "%?") for v in node.inputs)
-    attrs = ", ".join(f"{k}={format_attr(node.attrs[k])}" for k in sorted(node.attrs))
-    text = f"{names.get(id(node.out), '%?')}: {node.out.type_str()} = {node.op}" + (f" {args}" if args else "")
-    if attrs:
-        text += " {" + (attrs if len(attrs) < 120 else attrs[:117] + "...") + "}"
-    if node.loc:
-        text = f"{text}   # {os.path.basename(node.loc[0])}:{node.loc[1]}"
-    return text
-
-
-def _value_names(graph):
-    names = {id(v): "%" + str(v.name) for v in graph.inputs}
-    for i, node in enumerate(graph.nodes):
-        names[id(node.out)] = f"%{i}"
-    return names
 
 
 # ==============================================================================================
@@ -549,12 +483,12 @@ def verify(fn, *args, backend="numba_cpu", rtol=1e-5, atol=1e-6, steps=1, **kwar
     table's, the pass that changed the graph's result, the memory plan, a stale graph reused by a later
     call, or float32 rounding of an ill-conditioned value.
     """
-    from ..frontend.compile import CompiledFunction, _flat_tensor_args
+    from ..frontend.compile import CompiledFunction, flat_tensor_args
     from ..frontend.compile import compile as graphc_compile
     if isinstance(fn, CompiledFunction):
         fn = fn.fn
     name = getattr(fn, "__name__", None) or type(fn).__name__
-    flat_args = _flat_tensor_args(args, kwargs)
+    flat_args = flat_tensor_args(args, kwargs)
     probe = _probe(fn, args, kwargs)
     start = _Snapshot(probe, flat_args)
     got, want = [], []     # per step: (results, state); compiled runs also keep (entry, inputs, slots)
@@ -659,10 +593,10 @@ def _expected_slots(slots, want, want_state):
 def _localize(report, entry, inputs, eager, compiled, slots, rtol, atol):
     """Fill report.divergence: rounding noise, a wrong graph (which pass), or the first wrong backend node."""
     graph = entry.graph
-    names = _value_names(graph)
+    names = value_names(graph)
     exp_out, exp_upd = _expected_slots(slots, *eager)
     try:
-        ref = _reference_values(graph, inputs)
+        ref = reference_values(graph, inputs)
     except Exception as exc:   # the op table cannot evaluate the graph: say so and stop
         report.notes.append(f"the reference evaluation of the final graph failed: {type(exc).__name__}: {exc}")
         return
@@ -689,7 +623,7 @@ def _localize(report, entry, inputs, eager, compiled, slots, rtol, atol):
         return
     try:
         if report.backend == "interpreter":
-            got = _interpreter_values(graph, inputs)
+            got = interpreter_values(graph, inputs)
             report.divergence = _first_divergence(graph, ref, got, rtol, atol, names)
         elif report.backend == "numba_cpu":
             report.divergence = _localize_numba(report, graph, ref, inputs, names, rtol, atol)
@@ -721,7 +655,7 @@ def _rounding_note(graph, inputs, value, got, difference, between):
     """A note when float32 rounding alone moves `value` (evaluated: `got`) about as far as the two runs named
     by `between` differ (`difference`, max abs)."""
     try:
-        exact = _reference_values(graph, inputs, float64=True)[id(value)]
+        exact = reference_values(graph, inputs, float64=True)[id(value)]
     except Exception:   # an op's impl that insists on float32: no verdict
         return None
     if np.shape(exact) != np.shape(got) or np.asarray(got).dtype.kind != "f":
@@ -743,7 +677,7 @@ def _blame_pass(entry, inputs, exp_out, exp_upd, rtol, atol, bad):
             continue
         try:
             g = parse_graph(text)
-            env = _reference_values(g, inputs)
+            env = reference_values(g, inputs)
         except Exception:
             previous = stage
             continue

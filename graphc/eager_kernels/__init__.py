@@ -6,45 +6,9 @@ boundary): without it, or with ``GRAPHC_EAGER_NUMBA=0`` in the environment,
 every function takes its numpy fallback and gives the same results.
 """
 
-import os
-
-import numpy as np
-
-try:
-    from numba import njit as _numba_njit
-except ImportError:  # optional: the numpy fallbacks cover everything
-    _numba_njit = None
-
-HAVE_NUMBA = _numba_njit is not None
-
-# Read by use_numba() on every call, so tests can switch paths at run time.
-USE_NUMBA = HAVE_NUMBA and os.environ.get("GRAPHC_EAGER_NUMBA", "1") != "0"
-
-# numba kernels exist for these dtypes only (float16 cannot even be indexed
-# inside a numba CPU kernel); other dtypes take the numpy path.
-_NUMBA_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def njit(fn):
-    """Serial ``numba.njit(cache=True)`` of fn, or None without numba.
-
-    Serial on purpose: the conv kernels run between multithreaded OpenBLAS
-    GEMMs, and a prange kernel there fights OpenBLAS's spinning threads for
-    the 2 cores (measured: conv2d forward 20 ms -> 200 ms).
-    """
-    if _numba_njit is None:
-        return None
-    return _numba_njit(cache=True)(fn)
-
-
-def use_numba(dtype):
-    """Whether kernels on arrays of ``dtype`` should take the numba path."""
-    return USE_NUMBA and np.dtype(dtype) in _NUMBA_DTYPES
-
-
-# Imported last: conv and pool use njit / use_numba defined above.
-from .conv import conv2d, conv2d_grad_input, conv2d_grad_weight  # noqa: E402
-from .pool import maxpool2d_argmax, maxpool2d_gather, maxpool2d_scatter  # noqa: E402
+from .jit import HAVE_NUMBA, njit, use_numba  # noqa: F401  (njit, use_numba: what conv and pool use)
+from .conv import conv2d, conv2d_grad_input, conv2d_grad_weight
+from .pool import maxpool2d_argmax, maxpool2d_gather, maxpool2d_scatter
 
 __all__ = [
     "HAVE_NUMBA",

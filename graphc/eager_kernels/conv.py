@@ -21,14 +21,14 @@ the MNIST CNN, x[100,32,26,26], w[64,32,3,3], float32):
   offsets numba adds a negative-index wraparound select to every access,
   which blocks vectorisation (that copy loop ran ~9x slower; per-row array
   views avoid it too but cost ~2x in view set-up for 24-element rows).
-* graphc's numba backend copies _valid_range, _im2col_kernel and
-  _col2im_kernel's source into its generated modules: keep them
-  self-contained (numpy as np, and _valid_range_nb only).
+* graphc's numba backend copies valid_range, im2col_loop and
+  col2im_loop's source into its generated modules: keep them
+  self-contained (numpy as np, and valid_range_nb only).
 """
 
 import numpy as np
 
-from . import njit, use_numba
+from .jit import njit, use_numba
 
 # Bytes of one chunk's working set (column matrix + GEMM output). 2-6 MB all
 # measured within ~5% on conv2; 1 MB is ~15% slower.
@@ -92,7 +92,7 @@ class _Scratch:
 # numba kernels (serial; see the module docstring)
 
 
-def _valid_range(n_out, stride, pad, offset, size):
+def valid_range(n_out, stride, pad, offset, size):
     """Outputs o in [lo, hi) whose input o*stride - pad + offset is in range."""
     lo = 0
     while lo < n_out and lo * stride - pad + offset < 0:
@@ -103,10 +103,10 @@ def _valid_range(n_out, stride, pad, offset, size):
     return lo, hi
 
 
-_valid_range_nb = njit(_valid_range)
+valid_range_nb = njit(valid_range)
 
 
-def _im2col_kernel(x, n0, nb, kh, kw, sh, sw, ph, pw, oh_n, ow_n, cols):
+def im2col_loop(x, n0, nb, kh, kw, sh, sw, ph, pw, oh_n, ow_n, cols):
     # cols[(c*kh + i)*kw + j, b*P + oh*OW + ow] = x[n0+b, c, oh*sh-ph+i, ow*sw-pw+j]
     # (0 where that input position is padding). Offsets into the flat
     # arrays are uint64 so numba emits no wraparound check and LLVM
@@ -118,9 +118,9 @@ def _im2col_kernel(x, n0, nb, kh, kw, sh, sw, ph, pw, oh_n, ow_n, cols):
     u_ow, u_sw = np.uint64(ow_n), np.uint64(sw)
     for c in range(n_c):
         for i in range(kh):
-            oh_lo, oh_hi = _valid_range_nb(oh_n, sh, ph, i, h)
+            oh_lo, oh_hi = valid_range_nb(oh_n, sh, ph, i, h)
             for j in range(kw):
-                ow_lo, ow_hi = _valid_range_nb(ow_n, sw, pw, j, w)
+                ow_lo, ow_hi = valid_range_nb(ow_n, sw, pw, j, w)
                 n_valid = np.uint64(ow_hi - ow_lo)
                 partial = ow_lo > 0 or ow_hi < ow_n
                 k = (c * kh + i) * kw + j
@@ -146,8 +146,8 @@ def _im2col_kernel(x, n0, nb, kh, kw, sh, sw, ph, pw, oh_n, ow_n, cols):
                                 cf[d + t] = xf[s + t * u_sw]
 
 
-def _col2im_kernel(cols, n0, nb, kh, kw, sh, sw, ph, pw, oh_n, ow_n, gx):
-    # Adjoint of _im2col_kernel: gx[n0+b, c, ih, iw] += cols[k, b*P + ...],
+def col2im_loop(cols, n0, nb, kh, kw, sh, sw, ph, pw, oh_n, ow_n, gx):
+    # Adjoint of im2col_loop: gx[n0+b, c, ih, iw] += cols[k, b*P + ...],
     # skipping padding positions; gx is the unpadded input gradient.
     n_c, h, w = gx.shape[1], gx.shape[2], gx.shape[3]
     p = oh_n * ow_n
@@ -156,9 +156,9 @@ def _col2im_kernel(cols, n0, nb, kh, kw, sh, sw, ph, pw, oh_n, ow_n, gx):
     u_sw = np.uint64(sw)
     for c in range(n_c):
         for i in range(kh):
-            oh_lo, oh_hi = _valid_range_nb(oh_n, sh, ph, i, h)
+            oh_lo, oh_hi = valid_range_nb(oh_n, sh, ph, i, h)
             for j in range(kw):
-                ow_lo, ow_hi = _valid_range_nb(ow_n, sw, pw, j, w)
+                ow_lo, ow_hi = valid_range_nb(ow_n, sw, pw, j, w)
                 n_valid = np.uint64(ow_hi - ow_lo)
                 k = (c * kh + i) * kw + j
                 for b in range(nb):
@@ -175,8 +175,8 @@ def _col2im_kernel(cols, n0, nb, kh, kw, sh, sw, ph, pw, oh_n, ow_n, gx):
                                 gf[s + t * u_sw] += cf[d + t]
 
 
-_im2col_nb = njit(_im2col_kernel)
-_col2im_nb = njit(_col2im_kernel)
+_im2col_nb = njit(im2col_loop)
+_col2im_nb = njit(col2im_loop)
 
 
 # --------------------------------------------------------------------------

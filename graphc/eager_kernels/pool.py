@@ -14,7 +14,7 @@ launch cost milliseconds (see conv.py).
 
 import numpy as np
 
-from . import njit, use_numba
+from .jit import njit, use_numba
 
 
 def _pair(v, name, minimum):
@@ -51,7 +51,7 @@ def _pool_geometry(hw, kernel, stride, padding):
 # branches, which made the general kernel 2x slower (21 vs 11 ms).
 
 
-def _argmax_kernel(x, kh, kw, sh, sw, ph, pw, idx):
+def argmax_loop(x, kh, kw, sh, sw, ph, pw, idx):
     n, c, h, w = x.shape
     oh_n, ow_n = idx.shape[2], idx.shape[3]
     for b in range(n):
@@ -77,7 +77,7 @@ def _argmax_kernel(x, kh, kw, sh, sw, ph, pw, idx):
                     out[oh, ow] = best_i
 
 
-def _argmax_2x2_kernel(x, idx):
+def argmax_2x2_loop(x, idx):
     # kernel 2x2, stride 2, no padding (the MNIST CNN's and most CNNs' pool)
     # unrolled: 2.4 ms instead of the general kernel's 11 ms on [100,64,24,24].
     n, c, h, w = x.shape
@@ -103,7 +103,7 @@ def _argmax_2x2_kernel(x, idx):
                     out[ow] = best_i
 
 
-def _gather_kernel(x3, idx3, y3):
+def gather_loop(x3, idx3, y3):
     n, c, hw = x3.shape
     for b in range(n):
         for ch in range(c):
@@ -115,7 +115,7 @@ def _gather_kernel(x3, idx3, y3):
                 out[k] = plane[j]
 
 
-def _scatter_kernel(gy3, idx3, gx3):
+def scatter_loop(gy3, idx3, gx3):
     n, c, hw = gx3.shape
     for b in range(n):
         for ch in range(c):
@@ -127,10 +127,10 @@ def _scatter_kernel(gy3, idx3, gx3):
                 plane[j] += g[k]
 
 
-_argmax_nb = njit(_argmax_kernel)
-_argmax_2x2_nb = njit(_argmax_2x2_kernel)
-_gather_nb = njit(_gather_kernel)
-_scatter_nb = njit(_scatter_kernel)
+_argmax_nb = njit(argmax_loop)
+_argmax_2x2_nb = njit(argmax_2x2_loop)
+_gather_nb = njit(gather_loop)
+_scatter_nb = njit(scatter_loop)
 
 
 # --------------------------------------------------------------------------

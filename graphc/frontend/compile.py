@@ -101,7 +101,14 @@ def _fmt_sig(s):
 
 
 class Entry:
-    """One compiled graph: its guards, where inputs come from, where outputs go, and the backend's callable."""
+    """One compiled graph: its guards, where inputs come from, where outputs go, and the backend's callable.
+
+    `Entry.observers` lets tools watch compiled calls (graphc.debug's verify and detect_anomaly):
+    each is called as observer(entry, inputs) before a run, with the graph's input arrays, and may
+    return after(result), called with the returned Tensors once the run has written its state back.
+    """
+
+    observers = []
 
     def __init__(self, record, run, state_sig, stages, timings):
         self.record = record
@@ -124,7 +131,8 @@ class Entry:
         # Passes keep the inputs, outputs and updates in order, so the traced graph's inputs line up.
         return [by_value[id(v)] for v in record.trace_graph.inputs]
 
-    def __call__(self, flat_args):
+    def graph_inputs(self, flat_args):
+        """The arrays this call feeds the graph, in graph-input order (the tensors' own arrays, not copies)."""
         inputs = []
         for kind, src in self.input_getters:
             if kind == "arg":
@@ -133,11 +141,27 @@ class Entry:
                 inputs.append(src._value)
             else:
                 inputs.append(np.asarray(src[0][src[1]], dtype=np.float32))
+        return inputs
+
+    def __call__(self, flat_args):
+        inputs = self.graph_inputs(flat_args)
+        if self.observers:
+            return self._observed_call(inputs)
+        return self._run_graph(inputs)
+
+    def _run_graph(self, inputs):
         outputs, new_values = self.run_graph(inputs)
         self._write_back(outputs, new_values)
         rec = self.record
         # Copies: a backend may hand back its own buffers, which the next call overwrites.
         return [Tensor._wrap(np.array(outputs[i])) if i is not None else None for i in rec.returns]
+
+    def _observed_call(self, inputs):
+        afters = [after for after in (observer(self, inputs) for observer in list(self.observers)) if after]
+        result = self._run_graph(inputs)
+        for after in afters:
+            after(result)
+        return result
 
     def _write_back(self, outputs, new_values):
         rec = self.record
@@ -217,7 +241,7 @@ class CompiledFunction:
         return _explain_state_change(stale.state_sig, _state_signature(stale.record), stale.record)
 
     def _run(self, entry, args, kwargs):
-        flat_args = _flat_tensor_args(args, kwargs)
+        flat_args = flat_tensor_args(args, kwargs)
         return unflatten_result(entry.record.spec, entry(flat_args))
 
     # --- compiling ---------------------------------------------------------------------------------
@@ -230,9 +254,9 @@ class CompiledFunction:
         tracer = Tracer(getattr(self.fn, "__name__", "graph").strip("<>").replace(".", "_") or "graph")
         for m in self._extra_modules:
             tracer.note_module(m)
-        flat_args = _flat_tensor_args(args, kwargs)
+        flat_args = flat_tensor_args(args, kwargs)
         proxies = {id(t): tracer.data_input(t, f"arg{i}") for i, t in enumerate(flat_args)}
-        p_args, p_kwargs = _replace_tensors(args, proxies), _replace_tensors(kwargs, proxies)
+        p_args, p_kwargs = replace_tensors(args, proxies), replace_tensors(kwargs, proxies)
         _name_data_inputs(tracer, self.fn, args, kwargs, flat_args)
         try:
             with tracer:
@@ -329,7 +353,8 @@ class _ModuleCall:
         return self.module(*args, **kwargs)
 
 
-def _flat_tensor_args(args, kwargs):
+def flat_tensor_args(args, kwargs):
+    """The Tensors in args and kwargs, in the order compiled graphs number their data inputs."""
     flat = []
     _collect_tensors(tuple(args), flat)
     _collect_tensors(kwargs, flat)
@@ -347,15 +372,16 @@ def _collect_tensors(x, flat):
             _collect_tensors(x[k], flat)
 
 
-def _replace_tensors(x, proxies):
+def replace_tensors(x, proxies):
+    """args with each Tensor t replaced by proxies[id(t)] (nested tuples, lists and dicts too)."""
     if isinstance(x, Tensor):
         return proxies[id(x)]
     if isinstance(x, tuple):
-        return tuple(_replace_tensors(v, proxies) for v in x)
+        return tuple(replace_tensors(v, proxies) for v in x)
     if isinstance(x, list):
-        return [_replace_tensors(v, proxies) for v in x]
+        return [replace_tensors(v, proxies) for v in x]
     if isinstance(x, dict):
-        return {k: _replace_tensors(v, proxies) for k, v in x.items()}
+        return {k: replace_tensors(v, proxies) for k, v in x.items()}
     return x
 
 

@@ -10,18 +10,9 @@ import numpy as np
 
 from ..errors import IRError
 from ..ops import OPS
+from .types import DTYPE_BY_NAME, DTYPE_NAMES, type_str  # noqa: F401  (graph's names since the start)
 
 INPUT_KINDS = ("data", "param", "state", "scalar")
-
-DTYPE_NAMES = {"float32": "f32", "float64": "f64", "float16": "f16", "int64": "i64", "int32": "i32",
-               "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "bool"}
-DTYPE_BY_NAME = {short: np.dtype(long) for long, short in DTYPE_NAMES.items()}
-
-
-def type_str(shape, dtype):
-    """'f32[64,784]' for a shape and dtype."""
-    return f"{DTYPE_NAMES.get(np.dtype(dtype).name, np.dtype(dtype).name)}[{','.join(str(d) for d in shape)}]"
-
 
 class Value:
     """One SSA value: a graph input (kind set) or the result of exactly one node."""

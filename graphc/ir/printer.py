@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .graph import DTYPE_NAMES
+from .types import DTYPE_NAMES
 
 
 def format_attr(value):
@@ -36,8 +36,19 @@ def format_attr(value):
     return repr(value)
 
 
+def value_names(graph):
+    """The printer's names of every value: inputs by name, node results by position.   {id(v): '%3'}
+
+    Every other text about a graph (fused kernels, memory plans, generated-code comments) uses these.
+    """
+    names = {id(v): "%" + v.name for v in graph.inputs}
+    for i, node in enumerate(graph.nodes):
+        names[id(node.out)] = f"%{i}"
+    return names
+
+
 def print_graph(graph, *, show_loc=True):
-    """The graph's canonical text."""
+    """The graph's canonical text; then each annotation a backend pass left (kernels, memory plan)."""
     names = {}
     for v in graph.inputs:
         names[id(v)] = "%" + v.name
@@ -63,4 +74,6 @@ def print_graph(graph, *, show_loc=True):
                                         for a, b in graph.updates)
     lines.append(ret.rstrip())
     lines.append("}")
+    for note in getattr(graph, "annotations", {}).values():   # e.g. {"fused": FusedGraph, "planned": Plan}
+        lines.append(note.describe(names))
     return "\n".join(lines)

@@ -79,13 +79,13 @@ class Abs:
 class Sign:
     """Elementwise sign, 0 at 0.   sign([-2., 0., 3.]) -> [-1., 0., 1.]"""
     impl = staticmethod(np.sign)
-    scalar = "(1.0 if {0} > 0 else (-1.0 if {0} < 0 else 0.0))"
+    scalar = "(1.0 if {0} > 0 else (-1.0 if {0} < 0 else ({0} * 0.0 if {0} == 0 else {0})))"   # NaN stays NaN
 
 
 @defop("relu", kind=ELEMENTWISE, infer=unary_same("relu"))
 class Relu:
     """Elementwise max(x, 0).   relu([-1., 2.]) -> [0., 2.]"""
-    scalar = "({0} if {0} > 0 else 0)"
+    scalar = "({0} if not ({0} <= 0) else 0.0)"   # NaN stays NaN, as in numpy
 
     @staticmethod
     def impl(x):
@@ -128,7 +128,16 @@ class Tanh:
 @defop("pow_scalar", kind=ELEMENTWISE, infer=unary_float("pow_scalar"), attrs=("exponent",))
 class PowScalar:
     """Elementwise x ** exponent for a constant exponent.   pow_scalar([2., 3.], exponent=2) -> [4., 9.]"""
-    scalar = "({0} ** {exponent})"
+    @staticmethod
+    def scalar(c, args, out, exponent):
+        """Small integer powers as products (exact, and far faster than pow)."""
+        if float(exponent).is_integer() and abs(exponent) <= 4:
+            e = int(exponent)
+            if e == 0:
+                return "1.0"
+            body = " * ".join([args[0]] * abs(e))
+            return f"({body})" if e > 0 else f"(1.0 / ({body}))"
+        return f"({args[0]} ** {float(exponent)!r})"
 
     @staticmethod
     def impl(x, exponent):
@@ -143,7 +152,15 @@ class PowScalar:
 @defop("clamp", kind=ELEMENTWISE, infer=unary_same("clamp"), attrs=("min", "max"))
 class Clamp:
     """Elementwise clip to [min, max] (either may be None).   clamp([-1., 5.], min=0., max=2.) -> [0., 2.]"""
-    scalar = "min(max({0}, {min}), {max})"
+    @staticmethod
+    def scalar(c, args, out, min=None, max=None):
+        """Either bound may be None; a NaN passes through (compares false), as in numpy.clip."""
+        text = args[0]
+        if max is not None:
+            text = f"({c.literal(max, out)} if {text} > {c.literal(max, out)} else {text})"
+        if min is not None:
+            text = f"({c.literal(min, out)} if {args[0]} < {c.literal(min, out)} else {text})"
+        return text
 
     @staticmethod
     def impl(x, min=None, max=None):
@@ -166,7 +183,9 @@ def _infer_cast(x, dtype):
 @defop("cast", kind=ELEMENTWISE, infer=_infer_cast, attrs=("dtype",))
 class Cast:
     """Elementwise dtype conversion.   cast([1.7], dtype=int64) -> [1]"""
-    scalar = "{dtype}({0})"
+    @staticmethod
+    def scalar(c, args, out, dtype):
+        return f"({args[0]} != 0)" if np.dtype(dtype).kind == "b" else c.cast(args[0], dtype)
 
     @staticmethod
     def impl(x, dtype):
@@ -239,7 +258,7 @@ class Div:
 class Maximum:
     """Elementwise max of a and b.   maximum([1., 5.], [3.]) -> [3., 5.]"""
     impl = staticmethod(np.maximum)
-    scalar = "max({0}, {1})"
+    scalar = "({0} if ({0} >= {1} or {0} != {0}) else {1})"   # a NaN wins, as in numpy
 
     def vjp(g, ans, a, b):
         # Ties send the gradient to a, like numpy's argmax would pick the first.
@@ -251,7 +270,7 @@ class Maximum:
 class Minimum:
     """Elementwise min of a and b.   minimum([1., 5.], [3.]) -> [1., 3.]"""
     impl = staticmethod(np.minimum)
-    scalar = "min({0}, {1})"
+    scalar = "({0} if ({0} <= {1} or {0} != {0}) else {1})"   # a NaN wins, as in numpy
 
     def vjp(g, ans, a, b):
         a_wins = a <= b

@@ -56,7 +56,7 @@ class Sum:
 @defop("max", kind=REDUCE, infer=_infer_reduce("max"), attrs=("axes", "keepdim"))
 class Max:
     """Largest element over axes (amax).   max([[1., 5.], [7., 2.]], axes=(1,)) -> [5., 7.]"""
-    scalar = "max({acc}, {0})"
+    scalar = "({0} if ({0} > {acc} or {0} != {0}) else {acc})"   # a NaN wins, as in numpy
     identity = "-inf"
 
     @staticmethod

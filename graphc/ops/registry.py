@@ -44,7 +44,9 @@ class OpDef:
     impl: Optional[Callable]             # impl(*ndarrays, **attrs) -> ndarray
     vjp: Optional[Callable] = None       # vjp(g, ans, *inputs, **attrs) -> tuple of grads (Tensor or None)
     nondiff: bool = False                # no gradient flows through (comparisons, argmax, one_hot...)
-    scalar: Optional[str] = None         # per-element template, "{0}" ... for inputs, attrs by name
+    scalar: object = None                # per-element template: "{0}" ... for inputs, attrs by name; or a
+    #                                      function scalar(c, args, out_dtype, **attrs) -> text, where c
+    #                                      writes typed literals and casts (c.literal, c.cast)
     attrs: tuple = ()                    # attribute names, in the order the printer writes them
     effect: bool = False                 # observable beyond its result (collectives): DCE keeps it, CSE never merges
     source_file: str = ""
@@ -116,6 +118,29 @@ fn = FunctionLayer()
 def register_functions(module):
     """Called once by graphc.functional: VJP rules reach it through `fn`."""
     FunctionLayer._module = module
+
+
+def run_vjp(op, g, ans, inputs, attrs):
+    """One op's input gradients, each summed back to its input's shape (None where no grad flows).
+
+        run_vjp(OPS["mul"], g, ans, [x, w], {}) -> [g * w, g * x]
+
+    Eager autograd calls it on Tensors; the autodiff pass on proxy Tensors whose values are IR values,
+    so the very same rule computes in one and appends graph nodes in the other.
+    """
+    if op.extra.get("vjp_needs"):
+        grads = op.vjp(g, ans, *inputs, needs=tuple(inp.requires_grad for inp in inputs), **attrs)
+    else:
+        grads = op.vjp(g, ans, *inputs, **attrs)
+    out = []
+    for inp, gi in zip(inputs, grads):
+        if gi is None or not inp.requires_grad:
+            out.append(None)
+            continue
+        if tuple(gi.shape) != tuple(inp.shape):
+            gi = fn.sum_to(gi, tuple(inp.shape))
+        out.append(gi)
+    return out
 
 
 # --- shape and dtype rules shared by many ops -------------------------------------------------

@@ -32,7 +32,9 @@ def _infer_full(shape, value, dtype):
 @defop("full", kind=SOURCE, infer=_infer_full, attrs=("shape", "value", "dtype"))
 class Full:
     """An array of one repeated value.   full(shape=(2, 2), value=1.0, dtype=float32) -> [[1., 1.], [1., 1.]]"""
-    scalar = "{value}"
+    @staticmethod
+    def scalar(c, args, out, shape, value, dtype):
+        return c.literal(value, out)
 
     @staticmethod
     def impl(shape, value, dtype):

@@ -4,15 +4,16 @@
     after:   %1: f32[] = sum %0 {...}        %2: f32[] = full {value=1.0 ...}
              %3: f32[3] = broadcast_to %2 ...  (the VJP of sum, then of every op back to %w)
 
-The rules are the very functions eager autograd calls (graphc.autograd.run_vjp); here they run
-on proxy Tensors whose values are IR values, so each rule appends nodes instead of computing.
+The rules are the very functions eager autograd calls (ops.registry.run_vjp); here they run on
+proxy Tensors whose values are IR values (graphc.builder), so each rule appends nodes instead of
+computing.
 """
 from __future__ import annotations
 
-from ..autograd import run_vjp
-from ..frontend.trace import GraphBuilder, proxy
+from ..builder import GraphBuilder, proxy
 from ..ir import Graph
 from ..ops import OPS
+from ..ops.registry import fn, run_vjp
 
 
 def autodiff(graph):
@@ -55,8 +56,7 @@ def _backward(builder, graph, requests, env):
         if not OPS[node.op].nondiff and any(id(v) in depends for v in node.inputs):
             depends.add(id(node.out))
     builder.loc = requests[0].loc
-    from .. import functional as F
-    adjoint = {id(loss): proxy(env[id(seed)]) if seed is not None else F.ones_like(proxy(env[id(loss)]))}
+    adjoint = {id(loss): proxy(env[id(seed)]) if seed is not None else fn.ones_like(proxy(env[id(loss)]))}
     final = {}
     for node in reversed(order):
         g = adjoint.pop(id(node.out), None)
@@ -80,7 +80,7 @@ def _backward(builder, graph, requests, env):
         g = final.get(id(r.inputs[1]))
         wrt = r.inputs[1]
         if g is None:
-            g = F.zeros(wrt.shape, dtype=wrt.dtype)
+            g = fn.zeros(wrt.shape, dtype=wrt.dtype)
         elif g.dtype != wrt.dtype:
             g = g.to(wrt.dtype)
         result[id(r)] = g._value

@@ -54,20 +54,42 @@ class FusedGraph:
         self.kernels = kernels
 
     def __str__(self):
-        from ..ir.printer import print_graph
+        from ..ir.printer import print_graph, value_names
+        annotated = "fused" in getattr(self.graph, "annotations", {})
         text = print_graph(self.graph)
-        numbering = {}
-        for i, node in enumerate(self.graph.nodes):
-            numbering[id(node.out)] = f"%{i}"
-        for v in self.graph.inputs:
-            numbering[id(v)] = "%" + v.name
-        lines = [text, "", f"// {len(self.kernels)} kernels"]
+        return text if annotated else text + "\n" + self.describe(value_names(self.graph))
+
+    def describe(self, names):
+        """One line per kernel: name, kind and loop shape, what it reads and writes, the nodes inside.
+
+            kernel fused_add_relu_2 (elementwise [64, 128]) (%1, %b) -> (%3) { %2 = add; %3 = relu }
+        """
+        lines = ["", f"// {len(self.kernels)} kernels"]
         for k in self.kernels:
-            ins = ", ".join(numbering.get(id(v), "?") for v in k.inputs)
-            outs = ", ".join(numbering.get(id(v), "?") for v in k.outputs)
-            body = "; ".join(f"{numbering[id(n.out)]} = {n.op}" for n in k.nodes)
+            ins = ", ".join(names.get(id(v), "?") for v in k.inputs)
+            outs = ", ".join(names.get(id(v), "?") for v in k.outputs)
+            body = "; ".join(f"{names[id(n.out)]} = {n.op}" for n in k.nodes)
             lines.append(f"kernel {k.name} ({k.kind} {list(k.shape)}) ({ins}) -> ({outs}) {{ {body} }}")
         return "\n".join(lines)
+
+
+def fuse_pass(graph):
+    """The fusion pass: annotates the graph with its kernels (graph.annotations["fused"]); the nodes
+    are unchanged, and the printer shows the kernel groups under the graph."""
+    annotate(graph, "fused", fuse(graph))
+    return graph
+
+
+def annotate(graph, key, note):
+    """Attach a backend pass's result (anything with describe(names)) to the graph it describes."""
+    if not hasattr(graph, "annotations"):
+        graph.annotations = {}
+    graph.annotations[key] = note
+
+
+def annotation(graph, key):
+    """The annotation a backend pass left on this graph, or None."""
+    return getattr(graph, "annotations", {}).get(key)
 
 
 def fuse(graph):
@@ -165,12 +187,20 @@ def _order_kernels(graph, groups, find, group_of):
     kernels = []
     for gid in order:
         g = live[gid]
-        kind = "elementwise" if all(is_loop_op(n) for n in g) else _kind_of(g[-1])
+        kind = "elementwise" if all(is_loop_op(n) for n in g) else kind_of(g[-1])
         kernels.append(Kernel(kind, g))
     return kernels
 
 
-def _kind_of(node):
+def unfused(graph):
+    """Every node its own kernel (what debugging wants: every value at a kernel boundary)."""
+    kernels = [Kernel("elementwise" if is_loop_op(n) else kind_of(n), [n]) for n in graph.nodes]
+    _finish(graph, kernels)
+    return FusedGraph(graph, kernels)
+
+
+def kind_of(node):
+    """The kernel kind of a node that is not fused into a loop:  kind_of(reshape) -> 'view'."""
     if node.op in VIEW_OPS:
         return "view"
     if node.op == "const":
@@ -178,6 +208,9 @@ def _kind_of(node):
     if OPS[node.op].kind == REDUCE:
         return "reduce"
     return node.op
+
+
+_kind_of = kind_of   # the old private name, until graphc.debug uses unfused() and kind_of
 
 
 def _fuse_reduce_prologues(graph, kernels):

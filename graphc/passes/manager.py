@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import textwrap
 import time
 from collections import OrderedDict
 
 from ..errors import IRError
+from ..fileio import write_atomic
 from ..ir import print_graph, verify
 
 __all__ = ["PassManager"]
@@ -91,7 +91,7 @@ class PassManager:
         if self.log is not None:
             self.log(banner + "\n" + text if self.print_ir else banner)
         if dump_dir is not None:
-            _write_atomic(os.path.join(dump_dir, f"{_safe(graph.name)}.{index:02d}.{_safe(name)}.ir"),
+            write_atomic(os.path.join(dump_dir, f"{_safe(graph.name)}.{index:02d}.{_safe(name)}.ir"),
                           banner + "\n" + text + "\n")
 
     def summary(self):
@@ -102,18 +102,3 @@ class PassManager:
 
 def _safe(name):
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", str(name)) or "_"
-
-
-def _write_atomic(path, text):
-    """Write via a temporary file and a rename, so a reader never sees half a dump."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".ir")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -13,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 
+class PlanError(AssertionError):
+    """The plan has no answer for a value a kernel touches: a planner bug, never bad user input."""
+
 
 class Plan:
     """Where each value lives, plus the flat pools the runner allocates once."""
@@ -28,15 +31,71 @@ class Plan:
         return id(value) in self.inline or (value.node is not None and is_inlinable(value.node)
                                             and self.home.get(id(value)) is None)
 
+    def writes(self, kernel):
+        """The outputs `kernel` stores: every output except the literals that all readers inline."""
+        return [v for v in kernel.outputs if id(v) not in self.inline]
+
+    def storage(self, value, kernel=None):
+        """Where `value` lives; raises (naming the kernel) for a value the plan gave no home."""
+        home = self.home.get(id(value))
+        if home is None:
+            where = f" (touched by kernel {kernel.name})" if kernel is not None else ""
+            raise PlanError(f"no storage planned for a {value.type_str()} value{where}")
+        return home
+
+    def check(self, fused):
+        """Every value a kernel reads or writes has an answer: a home, an inlined literal or a const."""
+        for k in fused.kernels:
+            if k.kind in ("view", "const"):
+                continue
+            for v in k.inputs:
+                if not (self.inlines(v) or (v.node is not None and v.node.op == "const")):
+                    self.storage(v, k)
+            for v in self.writes(k):
+                self.storage(v, k)
+
     def describe(self, names):
+        """Pools with the values that share them (in order of use), then views, in-place updates, literals.
+
+            // memory plan: 2 pools, 64.0 KiB
+            pool0: float32[8192] <- %2, %5
+            view: %3 -> %2
+        """
         lines = [f"// memory plan: {len(self.pools)} pools, "
                  f"{sum(n * np.dtype(d).itemsize for d, n in self.pools) / 1024:.1f} KiB"]
         for i, (dtype, n) in enumerate(self.pools):
             users = [names.get(k, "?") for k, h in self.home.items() if h[0] == "buffer" and h[1] == i]
             lines.append(f"pool{i}: {np.dtype(dtype).name}[{n}] <- {', '.join(users)}")
+        for k, h in self.home.items():
+            if h[0] == "view":
+                lines.append(f"view: {names.get(k, '?')} -> {names.get(id(h[1]), '?')}")
         for k, idx in self.in_place.items():
             lines.append(f"in place: {names.get(k, '?')} -> input {idx}")
+        if self.inline:
+            lines.append("inlined literals: " + ", ".join(sorted((names.get(k, "?") for k in self.inline),
+                                                                key=lambda n: (len(n), n))))
         return "\n".join(lines)
+
+
+def loop_kernels_inline(kernel, value):
+    """Elementwise and reduce kernels read a full/0-d const as a literal; library kernels need an array."""
+    return kernel.kind in ("elementwise", "reduce")
+
+
+def plan_pass(inline_ok=loop_kernels_inline):
+    """The memory planning pass (after fusion): annotates the graph with its Plan (graph.annotations["planned"])."""
+    from .fusion import annotate, annotation, fuse_pass
+
+    def planned(graph):
+        fused = annotation(graph, "fused")
+        if fused is None or fused.graph is not graph:
+            fuse_pass(graph)
+            fused = annotation(graph, "fused")
+        plan = plan_memory(fused, inline_ok)
+        plan.fused = fused
+        annotate(graph, "planned", plan)
+        return graph
+    return planned
 
 
 def is_inlinable(node):
@@ -127,6 +186,7 @@ def plan_memory(fused, inline_ok):
                 free.append((pool_sizes[pool][0], pool))
                 holders[pool] = set()
     plan.pools = [(np.dtype(d), n) for d, n in pool_sizes]
+    plan.check(fused)
     return plan
 
 

@@ -1,7 +1,7 @@
 """The numba_cuda backend on a machine without a GPU.
 
 NUMBA_ENABLE_CUDASIM must be set before numba is imported, and the rest of the suite imports numba
-normally, so the simulator and PTX checks run `python -m graphc.backends.numba_cuda.selftest ...`
+normally, so the simulator and PTX checks run `python benchmarks/cuda_selftest.py ...`
 in subprocesses (as many at a time as there are cores, all started when the first test runs):
 
 * kinds  (simulator): every kernel kind the backend emits, on tiny shapes, against the interpreter;
@@ -29,6 +29,7 @@ HAVE_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
 needs_numba_cuda = pytest.mark.skipif(not HAVE_NUMBA_CUDA, reason="numba-cuda is not installed "
                                       "(pip install -r .ci/cuda-requirements.txt)")
 SKIPPED = 3     # selftest's exit status for 'cannot run here'
+SELFTEST = os.path.join(ROOT, "benchmarks", "cuda_selftest.py")
 TIMEOUT = 900
 
 NO_GPU_SCRIPT = r"""
@@ -57,11 +58,11 @@ except graphc.GraphcError as exc:
 """
 
 JOBS = {    # the longest first
-    "ptx_seed_80": (False, ["-m", "graphc.backends.numba_cuda.selftest", "ptx", "--cc", "80", "--graphs", "seed"]),
-    "ptx_seed_90": (False, ["-m", "graphc.backends.numba_cuda.selftest", "ptx", "--cc", "90", "--graphs", "seed"]),
-    "ptx_cases": (False, ["-m", "graphc.backends.numba_cuda.selftest", "ptx", "--cc", "80", "--graphs", "cases"]),
-    "kinds": (True, ["-m", "graphc.backends.numba_cuda.selftest", "kinds"]),
-    "mlp": (True, ["-m", "graphc.backends.numba_cuda.selftest", "mlp", "--batch", "2", "--steps", "2"]),
+    "ptx_seed_80": (False, [SELFTEST, "ptx", "--cc", "80", "--graphs", "seed"]),
+    "ptx_seed_90": (False, [SELFTEST, "ptx", "--cc", "90", "--graphs", "seed"]),
+    "ptx_cases": (False, [SELFTEST, "ptx", "--cc", "80", "--graphs", "cases"]),
+    "kinds": (True, [SELFTEST, "kinds"]),
+    "mlp": (True, [SELFTEST, "mlp", "--batch", "2", "--steps", "2"]),
     "no_gpu": (False, ["-c", NO_GPU_SCRIPT]),
     "late_sim": (False, ["-c", LATE_SIM_SCRIPT]),
 }

@@ -26,7 +26,7 @@ BACKENDS = ["numba", "numpy"]
 def backend(request, monkeypatch):
     if request.param == "numba" and not ek.HAVE_NUMBA:
         pytest.skip("numba is not installed")
-    monkeypatch.setattr(ek, "USE_NUMBA", request.param == "numba")
+    monkeypatch.setattr(ek.jit, "USE_NUMBA", request.param == "numba")
     return request.param
 
 

@@ -272,3 +272,30 @@ def test_unknown_backend_is_refused():
     compiled = graphc.compile(plain, backend="tpu")
     with pytest.raises(GraphcError, match="unknown backend 'tpu'"):
         compiled(graphc.ones(2))
+
+
+def test_observers_see_each_compiled_call_before_and_after_it_runs(monkeypatch):
+    """Entry.observers: what graphc.verify and detect_anomaly watch compiled calls through."""
+    from graphc.frontend.compile import Entry
+    w = nn.Parameter(graphc.ones(3))
+    seen = []
+
+    def observer(entry, inputs):
+        seen.append(("before", entry.graph.name, [np.array(a) for a in inputs]))
+        return lambda result: seen.append(("after", float(result[0].item()), float(w.detach().numpy()[0])))
+
+    @graphc.compile(backend="interpreter")
+    def step(x):
+        loss = (x * w).sum()
+        with graphc.no_grad():
+            w.sub_(1.0)
+        return loss
+
+    monkeypatch.setattr(Entry, "observers", [observer])
+    step(graphc.full((3,), 2.0))
+    step(graphc.full((3,), 2.0))
+    assert [s[0] for s in seen] == ["before", "after", "before", "after"]
+    assert seen[0][1] == "step"
+    np.testing.assert_array_equal(seen[2][2][0], [2.0, 2.0, 2.0])     # the data argument
+    np.testing.assert_array_equal(seen[2][2][1], [0.0, 0.0, 0.0])     # w as the second call found it
+    assert seen[1][1:] == (6.0, 0.0) and seen[3][1:] == (0.0, -1.0)    # after: result, and w written back

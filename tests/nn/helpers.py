@@ -2,8 +2,7 @@
 import numpy as np
 
 import graphc
-import graphc.nn as nn
-import graphc.nn.functional as F
+from graphc.cli.models import build
 
 
 def arr(t):
@@ -20,73 +19,19 @@ def rand(*shape, seed=0, dtype=np.float32):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
-class MLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(784, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = graphc.flatten(x, 1)
-        return F.log_softmax(self.fc2(F.relu(self.fc1(x))), dim=1)
+def MLP():
+    """The seed MLP (graphc.cli.models, the one definition the CLI, benchmarks and tests share)."""
+    return build("mlp", graphc)[0]
 
 
-class CNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, 1)
-        self.conv2 = nn.Conv2d(32, 64, 3, 1)
-        self.dropout1 = nn.Dropout2d(0.25)
-        self.dropout2 = nn.Dropout2d(0.5)
-        self.fc1 = nn.Linear(9216, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.relu(self.conv1(x))
-        x = F.relu(self.conv2(x))
-        x = F.max_pool2d(x, 2)
-        x = self.dropout1(x)
-        x = graphc.flatten(x, 1)
-        x = F.relu(self.fc1(x))
-        x = self.dropout2(x)
-        return F.log_softmax(self.fc2(x), dim=1)
+def CNN():
+    """The seed CNN, dropout on."""
+    return build("cnn", graphc)[0]
 
 
 def torch_models(torch):
-    """The same two seed models written with torch."""
-    tnn, TF = torch.nn, torch.nn.functional
-
-    class TMLP(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc1 = tnn.Linear(784, 128)
-            self.fc2 = tnn.Linear(128, 10)
-
-        def forward(self, x):
-            x = torch.flatten(x, 1)
-            return TF.log_softmax(self.fc2(TF.relu(self.fc1(x))), dim=1)
-
-    class TCNN(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = tnn.Conv2d(1, 32, 3, 1)
-            self.conv2 = tnn.Conv2d(32, 64, 3, 1)
-            self.dropout1 = tnn.Dropout2d(0.25)
-            self.dropout2 = tnn.Dropout2d(0.5)
-            self.fc1 = tnn.Linear(9216, 128)
-            self.fc2 = tnn.Linear(128, 10)
-
-        def forward(self, x):
-            x = TF.relu(self.conv1(x))
-            x = TF.relu(self.conv2(x))
-            x = TF.max_pool2d(x, 2)
-            x = self.dropout1(x)
-            x = torch.flatten(x, 1)
-            x = TF.relu(self.fc1(x))
-            x = self.dropout2(x)
-            return TF.log_softmax(self.fc2(x), dim=1)
-
-    return TMLP, TCNN
+    """The same two seed models built with torch: (make_mlp, make_cnn)."""
+    return (lambda: build("mlp", torch)[0]), (lambda: build("cnn", torch)[0])
 
 
 def copy_to_torch(model, tmodel, torch):

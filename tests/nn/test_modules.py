@@ -239,7 +239,7 @@ def test_repr():
   (conv1): Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1))
   (conv2): Conv2d(32, 64, kernel_size=(3, 3), stride=(1, 1))
   (dropout1): Dropout2d(p=0.25, inplace=False)
-  (dropout2): Dropout2d(p=0.5, inplace=False)
+  (dropout2): Dropout(p=0.5, inplace=False)
   (fc1): Linear(in_features=9216, out_features=128, bias=True)
   (fc2): Linear(in_features=128, out_features=10, bias=True)
 )"""
@@ -453,7 +453,6 @@ def test_torch_parity_seed_mlp():
     _parity(torch, MLP(), TMLP(), rand(8, 1, 28, 28, seed=1))
 
 
-@pytest.mark.filterwarnings("ignore:dropout2d. Received a 2-D input")
 def test_torch_parity_seed_cnn_eval_dropout():
     torch = pytest.importorskip("torch")
     _, TCNN = torch_models(torch)
@@ -497,7 +496,6 @@ def test_torch_parity_batchnorm_momentum_none():
     np.testing.assert_allclose(arr(bn.running_var), tbn.running_var.numpy(), rtol=1e-5)
 
 
-@pytest.mark.filterwarnings("ignore:dropout2d. Received a 2-D input")
 def test_torch_state_dict_loads_into_graphc():
     torch = pytest.importorskip("torch")
     _, TCNN = torch_models(torch)

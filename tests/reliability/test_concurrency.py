@@ -165,7 +165,7 @@ def test_two_processes_compile_the_same_step_into_one_cache(tmp_path):
     assert outs[0]["losses"] == outs[1]["losses"]
     generated = [f for f in os.listdir(tmp_path / "cache") if f.startswith("graphc_") and f.endswith(".py")]
     assert len(generated) == 1
-    leftovers = [f for f in os.listdir(tmp_path / "cache") if f.startswith(".tmp-")]
+    leftovers = [f for f in os.listdir(tmp_path / "cache") if f.endswith(".tmp")]
     assert not leftovers
     # A third process finds everything cached.
     third = subprocess.run([sys.executable, "-c", COMPILE_STEP], capture_output=True, text=True, env=env,

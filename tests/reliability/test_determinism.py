@@ -11,6 +11,7 @@ import pytest
 import graphc
 import graphc.nn as nn
 import graphc.nn.functional as F
+from graphc.cli.models import build
 
 
 class SmallCNN(nn.Module):
@@ -28,27 +29,9 @@ class SmallCNN(nn.Module):
         return self.fc(graphc.flatten(x, 1))
 
 
-class SeedCNN(nn.Module):
-    """PyTorch's MNIST example CNN (the project's seed program)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, 1)
-        self.conv2 = nn.Conv2d(32, 64, 3, 1)
-        self.dropout1 = nn.Dropout(0.25)
-        self.dropout2 = nn.Dropout(0.5)
-        self.fc1 = nn.Linear(9216, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.relu(self.conv1(x))
-        x = F.relu(self.conv2(x))
-        x = F.max_pool2d(x, 2)
-        x = self.dropout1(x)
-        x = graphc.flatten(x, 1)
-        x = F.relu(self.fc1(x))
-        x = self.dropout2(x)
-        return F.log_softmax(self.fc2(x), dim=1)
+def seed_cnn():
+    """PyTorch's MNIST example CNN (the project's seed program), as graphc.cli.models builds it."""
+    return build("cnn", graphc)[0]
 
 
 def batches(n, batch, hw, seed=0):
@@ -57,7 +40,7 @@ def batches(n, batch, hw, seed=0):
              graphc.tensor(rng.integers(0, 10, batch).astype(np.int64))) for _ in range(n)]
 
 
-def train(model_cls, data, steps, backend=None, lr=0.05, momentum=0.9, loss_fn=F.cross_entropy):
+def train(model_cls, data, steps, backend=None, lr=0.05, momentum=0.9):
     """Seed-style training from graphc.manual_seed(0); the per-step losses (eager when backend is None)."""
     graphc.manual_seed(0)
     net = model_cls()
@@ -66,7 +49,7 @@ def train(model_cls, data, steps, backend=None, lr=0.05, momentum=0.9, loss_fn=F
 
     def step(x, y):
         opt.zero_grad()
-        loss = loss_fn(net(x), y)
+        loss = F.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
         return loss
@@ -124,14 +107,14 @@ def test_small_cnn_with_dropout_100_steps_eager_equals_compiled():
 
 def test_seed_cnn_batch_8_eager_equals_compiled():
     data = batches(2, 8, 28, seed=1)
-    eager = train(SeedCNN, data, 4, None, lr=0.01, momentum=0.0, loss_fn=F.nll_loss)
-    compiled = train(SeedCNN, data, 4, "numba_cpu", lr=0.01, momentum=0.0, loss_fn=F.nll_loss)
+    eager = train(seed_cnn, data, 4, None, lr=0.01, momentum=0.0)
+    compiled = train(seed_cnn, data, 4, "numba_cpu", lr=0.01, momentum=0.0)
     np.testing.assert_allclose(compiled, eager, rtol=1e-5)
 
 
 def test_seed_cnn_with_dropout_100_mnist_steps_eager_equals_compiled():
     """The issue's check: 100 steps of the seed CNN (dropout on) on real MNIST, eager == compiled within 1e-5."""
-    from graphc.cli.models import build, transform
+    from graphc.cli.models import transform
     from graphc.utils.data import DataLoader
     from graphc.vision.datasets import MNIST
     loader = DataLoader(MNIST("./data", train=True, transform=transform("cnn")), batch_size=8)

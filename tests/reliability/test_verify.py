@@ -96,7 +96,7 @@ def tanh_model():
 
 
 def test_broken_numba_template_is_named_exactly(monkeypatch):
-    from graphc.backends.numba_cpu import scalar
+    from graphc.backends.codegen import scalar
     monkeypatch.setitem(scalar.CPU_OVERRIDES, "tanh", "(math.tanh({0}) * 1.01)")
     report = graphc.verify(tanh_model(), X, backend="numba_cpu")
     assert not report.ok
@@ -146,7 +146,8 @@ def test_a_pass_that_changes_the_result_is_named(monkeypatch):
 
 def test_a_memory_plan_that_aliases_live_values_is_blamed(monkeypatch):
     import graphc.backends.numba_cpu as numba_cpu
-    real_plan = numba_cpu.plan_memory
+    from graphc.passes import memplan
+    real_plan = memplan.plan_memory
 
     def aliasing_plan(fused, inline_ok):
         plan = real_plan(fused, inline_ok)
@@ -155,6 +156,7 @@ def test_a_memory_plan_that_aliases_live_values_is_blamed(monkeypatch):
         return plan
 
     monkeypatch.setattr(numba_cpu, "plan_memory", aliasing_plan)
+    monkeypatch.setattr(memplan, "plan_memory", aliasing_plan)   # the planning pass
     graphc.manual_seed(2)
     w1, w2 = nn.Parameter(graphc.randn(6, 3)), nn.Parameter(graphc.randn(6, 3))
 

@@ -17,6 +17,7 @@ import tempfile
 import warnings
 
 from ...config import log
+from ...fileio import write_atomic
 
 _fallback_warned = False
 
@@ -61,20 +62,6 @@ def _writable_dir(cache_dir):
         return _fallback_dir
 
 
-def _write_atomically(path, text):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".py")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def load_module(source, cache_dir):
     """Import `source` from <cache_dir>/graphc_<hash>.py (written if missing or corrupt); returns the module."""
     cache_dir = _writable_dir(cache_dir)
@@ -90,7 +77,7 @@ def load_module(source, cache_dir):
             _drop_numba_cache(path)
             existing = None
     if existing is None:
-        _write_atomically(path, source)
+        write_atomic(path, source, durable=True)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module   # before exec: numba's cache locator looks the module up by name

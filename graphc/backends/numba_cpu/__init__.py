@@ -13,15 +13,27 @@ import numpy as np
 
 from ...config import log, settings
 from ...errors import BackendError, ShapeError
-from ...passes.fusion import fuse
-from ...passes.memplan import plan_memory
+from ...passes.fusion import annotation, fuse, fuse_pass, unfused
+from ...passes.memplan import loop_kernels_inline as inline_ok
+from ...passes.memplan import plan_memory, plan_pass
 from ..codegen.loader import drop_cache_for, load_module
-from .emit import ModuleEmitter, value_names
+from .emit import ModuleEmitter, kernel_failure, value_names
 
 
-def _inline_ok(kernel, value):
-    """Elementwise and reduce kernels read a full/0-d const as a literal; library kernels need an array."""
-    return kernel.kind in ("elementwise", "reduce")
+_inline_ok = inline_ok   # the old private name, until graphc.debug uses compile(keep_values=True)
+
+
+def keep_every_value(fused, plan):
+    """Give every stored kernel output its own buffer and drop in-place updates, so that after a run
+    each value computed at a kernel boundary can still be read (Runner.value)."""
+    pools = []
+    for k in fused.kernels:
+        for v in k.outputs:
+            home = plan.home.get(id(v))
+            if id(v) in plan.in_place or (home is not None and home[0] == "buffer"):
+                plan.home[id(v)] = ("buffer", len(pools), 0)
+                pools.append((np.dtype(v.dtype), max(v.size, 1)))
+    plan.pools, plan.in_place = pools, {}
 
 
 class NumbaCPUBackend:
@@ -30,13 +42,23 @@ class NumbaCPUBackend:
     name = "numba_cpu"
 
     def prepare_passes(self):
-        return []
+        """Fusion and memory planning, run by the pass manager (so ir("fused"), ir("planned"), GRAPHC_DUMP
+        and graphc.verify see them); they annotate the graph, and compile() uses the annotations."""
+        return [("fused", fuse_pass), ("planned", plan_pass(inline_ok))]
 
-    def compile(self, graph, cache_dir=None, **options):
+    def compile(self, graph, cache_dir=None, keep_values=False, fusion=True, **options):
+        """keep_values=True: no buffer reuse, no in-place updates, so Runner.value reads every kernel
+        output after a run; fusion=False: every node its own kernel (both for debugging)."""
         phases = {}
         t0 = time.perf_counter()
-        fused = fuse(graph)
-        plan = plan_memory(fused, _inline_ok)
+        fused = annotation(graph, "fused") if fusion else None
+        if fused is None or fused.graph is not graph:
+            fused = fuse(graph) if fusion else unfused(graph)
+        plan = annotation(graph, "planned")
+        if keep_values or plan is None or getattr(plan, "fused", None) is not fused:
+            plan = plan_memory(fused, inline_ok)
+        if keep_values:
+            keep_every_value(fused, plan)
         phases["fuse+plan"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         emitter = ModuleEmitter(fused, plan, graph.name)
@@ -53,9 +75,27 @@ def _dump(name, ext, text):
     """With GRAPHC_DUMP set, write the generated source next to the IR stages."""
     if settings.dump:
         import os
-        from ..codegen.loader import _write_atomically
-        os.makedirs(settings.dump, exist_ok=True)
-        _write_atomically(os.path.join(settings.dump, f"{name}.{ext}"), text)
+        from ...fileio import write_atomic
+        write_atomic(os.path.join(settings.dump, f"{name}.{ext}"), text)
+
+
+def _failing_kernel(text, source, kernels):
+    """Which kernel an error message points at: the generated line it quotes, else a kernel it names."""
+    lines = source.splitlines()
+    for match in re.finditer(r"line (\d+)", text):
+        n = int(match.group(1)) - 1
+        if 0 <= n < len(lines):
+            called = re.match(r"\s*(\w+)\(", lines[n])
+            if called and called.group(1) in kernels:
+                return called.group(1)
+            for back in range(n, -1, -1):
+                defined = re.match(r"def (\w+)\(", lines[back])
+                if defined:
+                    if defined.group(1) in kernels:
+                        return defined.group(1)
+                    break
+    named = [k for k in kernels if re.search(rf"\b{k}\b", text)]
+    return named[-1] if named else None
 
 
 def _recompiled(dispatcher, kind):
@@ -114,8 +154,17 @@ class Runner:
             self._dynamic.append((len(self._args), getter)) if getattr(getter, "dynamic", False) else None
             self._args.append(None if getattr(getter, "dynamic", False) else getter(None))
         self._args.extend(self.scratch)
+        self._args.extend(fn for _, fn in emitter.externs)
 
     # --- results -----------------------------------------------------------------------------
+    def value(self, value, inputs):
+        """The array holding `value` after a run on `inputs`, or None when it lives only inside a fused
+        kernel.  Compile with keep_values=True so that no later kernel has overwritten it."""
+        try:
+            return self._getter(value)(inputs)
+        except BackendError:
+            return None
+
     def _getter(self, value):
         """A function of the input arrays giving `value`'s array; `.dynamic` says if it needs them."""
         home = self.plan.home.get(id(value))
@@ -166,6 +215,35 @@ class Runner:
                               hint="check the targets passed to the loss")
         return BackendError("numba_cpu", f"a generated kernel failed: {text}")
 
+    def _kernel_error(self, exc, inputs):
+        """A BackendError naming the generated kernel that `exc` (from numba or a first run) points at."""
+        text = str(exc)
+        name = _failing_kernel(text, self.source_text, self.emitter.kernel_nodes)
+        if name is None:   # numba's message names no line: call the kernels one by one to find it
+            name, exc = self._first_failing_kernel(inputs) or (None, exc)
+        stage = "compiling (numba)" if type(exc).__module__.startswith("numba") else "running for the first time"
+        return kernel_failure("numba_cpu", stage, exc, name or "driver", self.emitter.kernel_nodes.get(name, []),
+                              self.names)
+
+    def _first_failing_kernel(self, inputs):
+        """(name, exception) of the first kernel that fails when called on its own, in driver order."""
+        import inspect
+        params = list(inspect.signature(self.module.driver).parameters)
+        values = dict(zip(params, list(inputs) + list(self._args)))
+        for pos, getter in self._dynamic:
+            values[params[len(inputs) + pos]] = getter(inputs)
+        for _, line in self.emitter.steps:
+            call = re.match(r"(\w+)\((.*)\)$", line)
+            if not call or call.group(1) not in self.emitter.kernel_nodes:
+                continue
+            try:
+                getattr(self.module, call.group(1))(*[values[a.strip()] for a in call.group(2).split(",") if a.strip()])
+            except ShapeError:
+                continue
+            except Exception as exc:
+                return call.group(1), exc
+        return None
+
     def warm_up(self):
         """Compile (or load from the disk cache) every kernel by running once on zeros; time each kernel."""
         from numba.core import event
@@ -179,8 +257,13 @@ class Runner:
             except Exception as exc:   # a corrupt cache entry: drop it and build again once
                 log("cache", f"loading cached kernels failed ({type(exc).__name__}: {exc}); rebuilding")
                 drop_cache_for(self.module)
-                self.module = load_module(self.source_text, self.cache_dir)
-                self(dummy)
+                try:
+                    self.module = load_module(self.source_text, self.cache_dir)
+                    self(dummy)
+                except ShapeError:
+                    pass
+                except Exception as exc2:   # numba refused a kernel, or it failed on its first run
+                    raise self._kernel_error(exc2, dummy) from None
         self.stats["phases"]["numba_compile"] = time.perf_counter() - t
         self._kernel_times(recorder)
         self.stats["cache"] = "miss" if self.stats["kernel_compile_s"] else "hit"

@@ -21,11 +21,12 @@ import numpy as np
 
 from ...version import __version__
 from ...config import settings
-from ...errors import BackendError
-from ...ir.printer import format_attr
+from ...errors import BackendError, GraphcError
+from ...ir.printer import value_names
 from ...ops import OPS
 from ..codegen import IndentedBuffer
-from .scalar import NP_TYPE, expr, literal_of
+from ..codegen.names import ir_line, param_name
+from ..codegen.scalar import NP_TYPE, expr, identity, literal_of, typed
 from . import templates
 
 PARALLEL_MIN_ELEMENTS = 1 << 17   # below this a prange launch (~2 us idle, far more on a busy machine) costs more than it saves
@@ -33,26 +34,12 @@ PARALLEL_MIN_ELEMENTS = 1 << 17   # below this a prange launch (~2 us idle, far 
 # dozens cuts a cold compile ~2x (numba's per-function overhead dominates small kernels), while the
 # source keeps one readable function per kernel.
 KERNEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, inline="always")'
+# CPython compiles a call with more than 30 arguments (its STACK_USE_GUIDELINE) as `f(*args)`, and
+# numba's inliner refuses a *args call ("Calling a closure with *args is unsupported"): such kernels
+# (a fused optimizer update over many parameters) are compiled out of line, which numba does support.
+MAX_INLINE_ARGS = 30
+OUT_OF_LINE_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST)'
 PARALLEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, parallel=True)'
-
-
-def value_names(graph):
-    names = {id(v): "%" + v.name for v in graph.inputs}
-    for i, node in enumerate(graph.nodes):
-        names[id(node.out)] = f"%{i}"
-    return names
-
-
-def ir_line(node, names):
-    """'%3: f32[64,128] = relu %2   (model.py:14)' for comments in generated code."""
-    args = ", ".join(names.get(id(v), "?") for v in node.inputs)
-    attrs = ", ".join(f"{k}={format_attr(node.attrs[k])}" for k in sorted(node.attrs) if k != "value"
-                      or np.asarray(node.attrs[k]).size <= 4)
-    text = f"{names[id(node.out)]}: {node.out.type_str()} = {node.op}" + (f" {args}" if args else "") \
-        + (f" {{{attrs}}}" if attrs else "")
-    if node.loc:
-        text += f"   ({os.path.basename(node.loc[0])}:{node.loc[1]})"
-    return text
 
 
 class ModuleEmitter:
@@ -68,6 +55,8 @@ class ModuleEmitter:
         self.scratch = []         # (n_elements, dtype) the runner allocates as scratch{j}
         self.const_index = {}
         self.kernel_locs = {}     # kernel name -> loc of its first node (for runtime errors)
+        self.kernel_nodes = {}    # kernel name -> its nodes (for error messages)
+        self.externs = []         # (driver parameter, host function) for ops without a generated kernel
         self.out = IndentedBuffer()
         self.uses_uniform = False
         self.uses_conv = False
@@ -75,6 +64,7 @@ class ModuleEmitter:
         # Planned buffers and views reach the driver as arrays the runner shaped once (a reshape or
         # np.transpose inside the driver costs seconds of numba compile time for their error paths).
         self.params = {}
+        self.input_names = driver_input_names(self.graph, [k.name for k in fused.kernels])
 
     # --- values in the driver ----------------------------------------------------------------
     def var(self, value):
@@ -82,12 +72,10 @@ class ModuleEmitter:
         node = value.node
         if node is not None and node.op == "const":
             return self._const(value)   # even when the plan gave it a buffer: no kernel ever fills that buffer
-        home = self.plan.home.get(id(value))
-        if home is None:
-            raise BackendError("numba_cpu", f"no storage planned for {self.names.get(id(value))}")
+        home = self.plan.storage(value)   # the plan answers for every value a kernel touches
         if home[0] == "input":
-            return f"in{home[1]}"
-        name = "v" + self.names[id(value)][1:].replace(".", "_")
+            return self.input_names[home[1]]
+        name = param_name(self.names[id(value)])
         self.params.setdefault(name, value)
         return name
 
@@ -122,7 +110,7 @@ class ModuleEmitter:
         out.line("")
         body = IndentedBuffer()
         self.steps = []            # ("njit" | "host", call line), in execution order
-        self._emit_kernels(body, None)
+        self._emit_kernels(body)
         if self.uses_uniform:
             out.lines_from(templates.UNIFORM)
             out.line("")
@@ -133,8 +121,8 @@ class ModuleEmitter:
             out.lines_from(templates.pool_helpers())
             out.line("")
         out.lines_from(body.getvalue())
-        args = [f"in{i}" for i in range(len(self.graph.inputs))] + [f"const{j}" for j in range(len(self.consts))] \
-            + list(self.params) + [f"scratch{j}" for j in range(len(self.scratch))]
+        args = list(self.input_names) + [f"const{j}" for j in range(len(self.consts))] \
+            + list(self.params) + [f"scratch{j}" for j in range(len(self.scratch))] + [name for name, _ in self.externs]
         out.line("")
         self._emit_driver(out, args)
         return out.getvalue()
@@ -142,7 +130,7 @@ class ModuleEmitter:
     def _emit_driver(self, out, args):
         """One @njit driver; or, when host kernels (numpy BLAS calls) sit between them, @njit segments
         called in order from a plain Python driver."""
-        doc = f'"""Runs graph `{self.graph.name}`: {len(self.fused.kernels)} kernels."""'
+        doc = f'"""Runs graph `{self.graph.name}`: {len(self.steps)} kernel calls."""'
         # error_model="numpy" here too: kernels are inlined into the driver and compiled with ITS flags,
         # so under Python's error model x / 0 would raise ZeroDivisionError instead of giving inf/nan.
         if all(kind == "njit" for kind, _ in self.steps):
@@ -189,33 +177,36 @@ class ModuleEmitter:
                     out.line(c)
             out.line("return 0")
 
-    def _emit_kernels(self, body, driver):
+    def _emit_kernels(self, body):
         for k in self.fused.kernels:
             if not k.outputs:
                 continue    # nothing reads its results (dead code the pipeline's dce would drop)
-            if all(self.inline(v) for v in k.outputs) and k.kind in ("elementwise", "const"):
+            if not self.plan.writes(k) and k.kind in ("elementwise", "const"):
                 continue    # every reader inlines these literals
             if k.kind == "const":
                 continue    # consts are passed in by the runner
             if k.kind == "view":
                 continue    # views are made by the runner (see self.params)
             self.kernel_locs[k.name] = k.nodes[0].loc
-            emit = getattr(self, f"_emit_{k.kind}", None)
-            if emit is None:
-                raise BackendError(k.nodes[-1].op, f"the numba_cpu backend cannot lower a {k.kind!r} kernel",
-                                   loc=k.nodes[-1].loc, hint="run this graph with backend='interpreter', or add a "
-                                                             "lowering in graphc/backends/numba_cpu")
-            emit(k, body, driver)
+            self.kernel_nodes[k.name] = k.nodes
+            emit = getattr(self, f"_emit_{k.kind}", None) or self._emit_extern
+            try:
+                emit(k, body)
+            except GraphcError:
+                raise
+            except Exception as exc:   # a lowering bug: name the kernel and its IR, never a raw traceback
+                raise kernel_failure("numba_cpu", "emitting", exc, k.name, k.nodes, self.names) from exc
             body.line("")
 
     def _header(self, k, body, args, parallel=False):
-        body.line(PARALLEL_DECORATOR if parallel else KERNEL_DECORATOR)
+        body.line(PARALLEL_DECORATOR if parallel else
+                  OUT_OF_LINE_DECORATOR if len(args) > MAX_INLINE_ARGS else KERNEL_DECORATOR)
         body.line(f"def {k.name}({', '.join(args)}):")
         body.level += 1
         for node in k.nodes:
             body.line("# " + ir_line(node, self.names))
 
-    def _call(self, k, driver, args, host=False):
+    def _call(self, k, args, host=False):
         self.steps.append(("host" if host else "njit", f"{k.name}({', '.join(args)})"))
 
     def _contiguous(self, value):
@@ -228,17 +219,18 @@ class ModuleEmitter:
         return self._contiguous(node.inputs[0])
 
     # --- elementwise -----------------------------------------------------------------------
-    def _emit_elementwise(self, k, body, driver):
+    def _emit_elementwise(self, k, body):
         shape = tuple(k.shape)
         rank = len(shape)
         ext = [v for v in k.inputs if not self.inline(v)]
         arg_of = {id(v): f"a{i}" for i, v in enumerate(ext)}
-        outs = {id(v): f"o{i}" for i, v in enumerate(k.outputs)}
+        writes = self.plan.writes(k)   # outputs every reader inlines as a literal are not stored
+        outs = {id(v): f"o{i}" for i, v in enumerate(writes)}
         size = int(np.prod(shape)) if shape else 1
         parallel = settings.parallel and size >= PARALLEL_MIN_ELEMENTS and rank >= 1 and shape[0] > 1
         views, shape_of = {}, {}
         if not any(n.op == "one_hot" for n in k.nodes):
-            shape, views, shape_of = self._collapse(shape, [v for v in ext if v.shape], k.outputs, ())
+            shape, views, shape_of = self._collapse(shape, [v for v in ext if v.shape], writes, ())
             rank = len(shape)
         self._header(k, body, list(arg_of.values()) + list(outs.values()), parallel)
         idx = [f"i{d}" for d in range(rank)]
@@ -278,12 +270,12 @@ class ModuleEmitter:
                 body.line(f"{t} = _graphc_uniform({read(node.inputs[0])}, {read(node.inputs[1])} + {flat})")
             else:
                 args = [read(v) for v in node.inputs]
-                body.line(f"{t} = {cast}({expr(node, args)})")
+                body.line(f"{t} = {typed(expr(node, args), node.out.dtype)}")
             temps[id(node.out)] = t
             if id(node.out) in outs:
                 body.line(f"{outs[id(node.out)]}[{', '.join(idx) if rank else '()'}] = {t}")
         body.level -= rank + 1
-        self._call(k, driver, [views.get(id(v)) or self.var(v) for v in ext + list(k.outputs)])
+        self._call(k, [views.get(id(v)) or self.var(v) for v in ext + writes])
 
     def _collapse(self, shape, inputs, outputs, axes):
         """Merge adjacent loop dims that every operand walks alike (as numpy's iterator coalesces them).
@@ -357,7 +349,7 @@ class ModuleEmitter:
         return text
 
     # --- reductions ------------------------------------------------------------------------
-    def _emit_reduce(self, k, body, driver):
+    def _emit_reduce(self, k, body):
         red = k.nodes[-1]
         shape = tuple(red.inputs[0].shape)
         rank = len(shape)
@@ -379,11 +371,8 @@ class ModuleEmitter:
         for n, d in enumerate(keep):
             body.line(f"for i{d} in {'prange' if (n == 0 and parallel) else 'range'}({shape[d]}):")
             body.level += 1
-        in_dtype = red.inputs[0].dtype
-        if red.op == "sum":
-            body.line("acc = 0.0" if in_dtype.kind == "f" else "acc = 0")
-        elif red.op == "max":
-            body.line("acc = -np.inf" if in_dtype.kind == "f" else "acc = -9223372036854775807")
+        if red.op != "argmax":   # the accumulator starts at the table's identity
+            body.line(f"acc = {identity(red.op, red.inputs[0].dtype)}")
         else:
             body.line("best = -np.inf")
             body.line("besti = -1")
@@ -410,14 +399,11 @@ class ModuleEmitter:
                 continue
             if node.op in ("one_hot", "uniform"):
                 raise BackendError(node.op, "cannot be a reduction prologue")
-            body.line(f"t{j} = {NP_TYPE[node.out.dtype.name]}({expr(node, [read(v) for v in node.inputs])})")
+            body.line(f"t{j} = {typed(expr(node, [read(v) for v in node.inputs]), node.out.dtype)}")
             temps[id(node.out)] = f"t{j}"
         src = read(red.inputs[0])
-        if red.op == "sum":
-            body.line(f"acc += {src}")
-        elif red.op == "max":
-            body.line(f"if {src} > acc or {src} != {src}:")
-            body.line(f"    acc = {src}")
+        if red.op != "argmax":   # the table's combining template
+            body.line(f"acc = {OPS[red.op].scalar.format(src, acc='acc')}")
         else:
             body.line(f"if besti < 0 or {src} > best or ({src} != {src} and best == best):")
             body.line(f"    best = {src}")
@@ -440,12 +426,12 @@ class ModuleEmitter:
         result = "besti" if red.op == "argmax" else "acc"
         body.line(f"o0[{oidx}] = {NP_TYPE[out.dtype.name]}({result})")
         body.level -= len(keep) + 1
-        self._call(k, driver, [views.get(id(v)) or self.var(v) for v in ext + [red.out]])
+        self._call(k, [views.get(id(v)) or self.var(v) for v in ext + [red.out]])
 
     _emit_argmax = _emit_reduce
 
     # --- library calls and templates -----------------------------------------------------------
-    def _emit_matmul(self, k, body, driver):
+    def _emit_matmul(self, k, body):
         node = k.nodes[-1]
         a, b = node.inputs
         if a.dtype.kind != "f" or a.dtype != b.dtype:
@@ -473,7 +459,7 @@ class ModuleEmitter:
             names.append(f"{name}.T" if base is not None else sub(v, name))
         body.line(f"np.dot({names[0]}, {names[1]}, {out_idx})")
         body.level -= len(batch) + 1
-        self._call(k, driver, args + [self.var(node.out)])
+        self._call(k, args + [self.var(node.out)])
 
     def _transposed_base(self, value):
         home = self.plan.home.get(id(value))
@@ -494,7 +480,7 @@ class ModuleEmitter:
         self.params.setdefault(name, (value, tuple(shape)))
         return name
 
-    def _emit_conv(self, k, body, driver, args, values, text, host=False):
+    def _emit_conv(self, k, body, args, values, text, host=False):
         """A kernel from a template body, called with explicit driver values."""
         if host:
             body.line(f"def {k.name}({', '.join(args)}):")
@@ -506,28 +492,28 @@ class ModuleEmitter:
             self._header(k, body, args)
         body.lines_from(text)
         body.level -= 1
-        self._call(k, driver, values, host=host)
+        self._call(k, values, host=host)
 
     # NOTE: conv kernels run on the host, calling numba's im2col/col2im and numpy's matmul: numpy's
     # OpenBLAS ran conv2's GEMM ~25% faster than the BLAS numba's np.dot reaches through scipy.
-    def _emit_conv2d(self, k, body, driver):
+    def _emit_conv2d(self, k, body):
         self.uses_conv = True
         node = k.nodes[-1]
         x, w = node.inputs
         g = templates.geometry(x.shape, w.shape, node.attrs["stride"], node.attrs["padding"])
-        self._emit_conv(k, body, driver, ["x", "w2", "y3", "cols", "o"],
+        self._emit_conv(k, body, ["x", "w2", "y3", "cols", "o"],
                         [self.var(x), self.view_param(w, (g["O"], g["K"])),
                          self.view_param(node.out, (g["N"], g["O"], g["P"])),
                          self._scratch((g["K"], g["NB"] * g["P"]), x.dtype),
                          self._scratch((g["O"], g["NB"] * g["P"]), x.dtype)],
                         templates.conv2d_forward_host(g), host=True)
 
-    def _emit_conv2d_grad_weight(self, k, body, driver):
+    def _emit_conv2d_grad_weight(self, k, body):
         self.uses_conv = True
         node = k.nodes[-1]
         gy, x = node.inputs
         g = templates.geometry(x.shape, node.out.shape, node.attrs["stride"], node.attrs["padding"])
-        self._emit_conv(k, body, driver, ["gy3", "x", "gw2", "cols", "part", "acc"],
+        self._emit_conv(k, body, ["gy3", "x", "gw2", "cols", "part", "acc"],
                         [self.view_param(gy, (g["N"], g["O"], g["P"])), self.var(x),
                          self.view_param(node.out, (g["O"], g["K"])),
                          self._scratch((g["K"], g["NB"] * g["P"]), x.dtype),
@@ -535,77 +521,96 @@ class ModuleEmitter:
                          self._scratch((g["K"], g["O"]), x.dtype)],
                         templates.conv2d_grad_weight_host(g), host=True)
 
-    def _emit_conv2d_grad_input(self, k, body, driver):
+    def _emit_conv2d_grad_input(self, k, body):
         self.uses_conv = True
         node = k.nodes[-1]
         gy, w = node.inputs
         g = templates.geometry(node.out.shape, w.shape, node.attrs["stride"], node.attrs["padding"])
-        self._emit_conv(k, body, driver, ["gy3", "w2", "gx", "gcols", "gyb"],
+        self._emit_conv(k, body, ["gy3", "w2", "gx", "gcols", "gyb"],
                         [self.view_param(gy, (g["N"], g["O"], g["P"])), self.view_param(w, (g["O"], g["K"])),
                          self.var(node.out),
                          self._scratch((g["K"], g["NB"] * g["P"]), gy.dtype),
                          self._scratch((g["O"], g["NB"] * g["P"]), gy.dtype)],
                         templates.conv2d_grad_input_host(g), host=True)
 
-    def _emit_template(self, k, body, driver, args, text):
+    def _emit_template(self, k, body, args, text):
         node = k.nodes[-1]
         self._header(k, body, args, parallel="prange" in text)
         body.lines_from(text)
         body.level -= 1
-        self._call(k, driver, [self.var(v) for v in node.inputs] + [self.var(node.out)])
+        self._call(k, [self.var(v) for v in node.inputs] + [self.var(node.out)])
 
     # Pooling reuses the eager kernels' loops (copied into the module): the same tie and NaN rules as
     # the interpreter, and their unrolled 2x2/stride-2 argmax.
-    def _emit_maxpool2d_argmax(self, k, body, driver):
+    def _emit_maxpool2d_argmax(self, k, body):
         self.uses_pool = True
         node = k.nodes[-1]
         a = node.attrs
         if tuple(a["kernel"]) == (2, 2) and tuple(a["stride"]) == (2, 2) and tuple(a["padding"]) == (0, 0):
-            text = "_argmax_2x2_kernel(x, idx)"
+            text = "argmax_2x2_loop(x, idx)"
         else:
-            text = "_argmax_kernel(x, {}, {}, {}, {}, {}, {}, idx)".format(*a["kernel"], *a["stride"], *a["padding"])
-        self._emit_conv(k, body, driver, ["x", "idx"], [self.var(node.inputs[0]), self.var(node.out)], text)
+            text = "argmax_loop(x, {}, {}, {}, {}, {}, {}, idx)".format(*a["kernel"], *a["stride"], *a["padding"])
+        self._emit_conv(k, body, ["x", "idx"], [self.var(node.inputs[0]), self.var(node.out)], text)
 
-    def _emit_maxpool2d_gather(self, k, body, driver):
+    def _emit_maxpool2d_gather(self, k, body):
         self.uses_pool = True
         node = k.nodes[-1]
         x, idx = node.inputs
         n, c = x.shape[:2]
-        self._emit_conv(k, body, driver, ["x3", "idx3", "y3"],
+        self._emit_conv(k, body, ["x3", "idx3", "y3"],
                         [self.view_param(x, (n, c, x.shape[2] * x.shape[3])),
                          self.view_param(idx, (n, c, idx.shape[2] * idx.shape[3])),
                          self.view_param(node.out, (n, c, idx.shape[2] * idx.shape[3]))],
-                        "_gather_kernel(x3, idx3, y3)")
+                        "gather_loop(x3, idx3, y3)")
 
-    def _emit_maxpool2d_scatter(self, k, body, driver):
+    def _emit_maxpool2d_scatter(self, k, body):
         self.uses_pool = True
         node = k.nodes[-1]
         gy, idx = node.inputs
         n, c, h, w = node.out.shape
         text = "for n in range({n}):\n    for c in range({c}):\n        for j in range({hw}):\n" \
-               "            gx3[n, c, j] = 0\n_scatter_kernel(gy3, idx3, gx3)".format(n=n, c=c, hw=h * w)
-        self._emit_conv(k, body, driver, ["gy3", "idx3", "gx3"],
+               "            gx3[n, c, j] = 0\nscatter_loop(gy3, idx3, gx3)".format(n=n, c=c, hw=h * w)
+        self._emit_conv(k, body, ["gy3", "idx3", "gx3"],
                         [self.view_param(gy, (n, c, gy.shape[2] * gy.shape[3])),
                          self.view_param(idx, (n, c, idx.shape[2] * idx.shape[3])),
                          self.view_param(node.out, (n, c, h * w))], text)
 
-    def _emit_getitem(self, k, body, driver):
+    def _emit_getitem(self, k, body):
         node = k.nodes[-1]
         slices = templates.index_text(node.attrs["index"])
         real_shape = templates.shape_without_new_axes(node.attrs["index"], node.inputs[0].shape)
         out = self.view_param(node.out, real_shape) if real_shape else self.var(node.out)
-        self._emit_conv(k, body, driver, ["x", "out"], [self.var(node.inputs[0]), out],
+        self._emit_conv(k, body, ["x", "out"], [self.var(node.inputs[0]), out],
                         f"out[...] = x[{slices}]" if real_shape else f"out[()] = x[{slices}]")
 
-    def _emit_getitem_grad(self, k, body, driver):
+    def _emit_getitem_grad(self, k, body):
         node = k.nodes[-1]
         slices = templates.index_text(node.attrs["index"])
         real_shape = templates.shape_without_new_axes(node.attrs["index"], node.attrs["shape"])
         g = self.view_param(node.inputs[0], real_shape) if real_shape else self.var(node.inputs[0])
         text = "out[...] = 0\n" + (f"out[{slices}] = g" if real_shape else f"out[{slices}] = g[()]")
-        self._emit_conv(k, body, driver, ["g", "out"], [g, self.var(node.out)], text)
+        self._emit_conv(k, body, ["g", "out"], [g, self.var(node.out)], text)
 
-    def _emit_concat(self, k, body, driver):
+    def _emit_extern(self, k, body):
+        """An op with no generated kernel: the op table's numpy implementation runs on the host, reading
+        and writing the planned buffers (like the conv kernels).   extern_sort_12(x, out, impl_sort_12)"""
+        node = k.nodes[-1]
+        k.name = f"extern_{k.name}" if not k.name.startswith("extern_") else k.name
+        self.kernel_locs[k.name] = node.loc
+        self.kernel_nodes[k.name] = k.nodes
+        impl = f"impl_{k.name}"
+        self.externs.append((impl, extern_impl(node)))
+        args = [f"x{i}" for i in range(len(node.inputs))]
+        body.line(f"def {k.name}({', '.join(args + ['out', 'impl'])}):")
+        body.level += 1
+        body.line(f'"""Extern: numba_cpu has no kernel for `{node.op}`, so the op table\'s numpy '
+                  f'implementation runs on the host."""')
+        body.line("# " + ir_line(node, self.names))
+        body.line(f"out[...] = impl({', '.join(args)})")
+        body.level -= 1
+        self._call(k, [self.var(v) for v in node.inputs] + [self.var(node.out), impl], host=True)
+
+    def _emit_concat(self, k, body):
         node = k.nodes[-1]
         axis = node.attrs["axis"]
         args = [f"x{i}" for i in range(len(node.inputs))]
@@ -615,10 +620,58 @@ class ModuleEmitter:
             idx = ", ".join(f"{start}:{stop}" if d == axis else ":" for d in range(len(v.shape)))
             lines.append(f"out[{idx}] = x{i}")
             start = stop
-        self._emit_template(k, body, driver, args + ["out"], "\n".join(lines))
+        self._emit_template(k, body, args + ["out"], "\n".join(lines))
 
 
-def unsupported_ops():
-    """Ops of the table this backend has no lowering for (the registry test keeps this empty)."""
-    handled_kinds = {"elementwise", "reduce", "matmul", "conv", "movement", "source", "autodiff"}
-    return sorted(op for op, d in OPS.items() if d.kind not in handled_kinds)
+def driver_input_names(graph, kernel_names):
+    """The driver's parameter for each graph input, named after it:  %fc1.weight -> fc1_weight.
+    A name that would shadow a module-level name or another parameter gets its position appended."""
+    import keyword
+    taken = {"np", "math", "njit", "prange", "FAST", "driver"} | set(kernel_names)
+    names = []
+    for i, v in enumerate(graph.inputs):
+        name = param_name("%" + v.name)
+        if (name in taken or keyword.iskeyword(name) or name.startswith("_")
+                or re.match(r"(v\d|const\d|scratch\d|impl_|segment_)", name)):
+            name = f"{name}_in{i}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def lowering_of(op):
+    """How numba_cpu runs an op: 'loop' (inside a generated loop nest), 'kernel' (its own generated
+    kernel), 'driver' (a view, const or autodiff request, handled before codegen) or 'extern' (the op
+    table's impl on the host).   lowering_of("relu") -> 'loop'; lowering_of("sort") -> 'extern'"""
+    from ...passes.fusion import LOOP_OPS
+    d = OPS[op]
+    if d.kind == "elementwise" or op in LOOP_OPS:
+        return "loop"
+    if op in ("reshape", "permute", "const") or d.kind == "autodiff":
+        return "driver"
+    kind = "reduce" if d.kind == "reduce" else op
+    return "kernel" if hasattr(ModuleEmitter, f"_emit_{kind}") else "extern"
+
+
+def extern_impl(node):
+    """The host function an extern kernel calls: the op's impl with the node's attributes, cast to its dtype."""
+    impl, attrs, dtype = OPS[node.op].impl, dict(node.attrs), node.out.dtype
+    if impl is None:
+        raise BackendError(node.op, "has no implementation in the op table, so no backend can run it", loc=node.loc)
+
+    def run(*args):
+        return np.asarray(impl(*args, **attrs)).astype(dtype, copy=False)
+    run.__name__ = f"impl_{node.op}"
+    return run
+
+
+def kernel_failure(backend, stage, exc, name, nodes, names):
+    """A BackendError for a kernel that failed while `stage` (emitting, compiling, running): names the
+    kernel, lists its IR lines, points at the user's line, and says how to fall back."""
+    first = str(exc).strip().splitlines()
+    detail = "kernel IR:\n" + "\n".join("    " + ir_line(n, names) for n in nodes) if nodes else None
+    return BackendError(f"{backend} kernel {name}",
+                        f"failed while {stage}: {type(exc).__name__}: {first[0] if first else ''}",
+                        loc=next((n.loc for n in nodes if n.loc), None) if nodes else None, detail=detail,
+                        hint='compile with backend="interpreter" (or set GRAPHC_FALLBACK=interpreter) to run '
+                             'this step without generated kernels, and report the program')

@@ -1,6 +1,6 @@
 """Source templates for the kernels that are not loop nests of scalar ops: conv, pooling, indexing, RNG.
 
-    conv2d_forward_body(geometry((100, 32, 26, 26), (64, 32, 3, 3), (1, 1), (0, 0)))  -> kernel body text
+    conv2d_forward_host(geometry((100, 32, 26, 26), (64, 32, 3, 3), (1, 1), (0, 0)))  -> kernel body text
 
 The conv kernels are im2col / col2im + BLAS GEMM in chunks of images (the eager kernels' design,
 measured in graphc/eager_kernels/conv.py); their im2col/col2im loops are copied into each
@@ -27,27 +27,26 @@ def _graphc_uniform(seed, counter):
 
 
 def conv_helpers():
-    """The eager kernels' im2col/col2im loops, as source for a generated module."""
+    """The eager kernels' public im2col/col2im loops, as source for a generated module (which must stay
+    self-contained: numba's disk cache checks only the cached function's own file)."""
     from ...eager_kernels import conv
-    parts = []
-    for fn in (conv._valid_range, conv._im2col_kernel, conv._col2im_kernel):
-        src = textwrap.dedent(inspect.getsource(fn)).replace("_valid_range_nb(", "_valid_range(")
-        parts.append("@njit(cache=True)\n" + src)
-    return "\n\n".join(parts)
+    return _njit_sources(conv.valid_range, conv.im2col_loop, conv.col2im_loop) \
+        + "\n\nvalid_range_nb = valid_range   # the name the eager loops call it by"
 
 
 def pool_helpers():
-    """The eager kernels' max-pool loops, as source for a generated module."""
+    """The eager kernels' public max-pool loops, as source for a generated module."""
     from ...eager_kernels import pool
-    parts = []
-    for fn in (pool._argmax_kernel, pool._argmax_2x2_kernel, pool._gather_kernel, pool._scatter_kernel):
-        parts.append("@njit(cache=True)\n" + textwrap.dedent(inspect.getsource(fn)))
-    return "\n\n".join(parts)
+    return _njit_sources(pool.argmax_loop, pool.argmax_2x2_loop, pool.gather_loop, pool.scatter_loop)
+
+
+def _njit_sources(*fns):
+    return "\n\n".join("@njit(cache=True)\n" + textwrap.dedent(inspect.getsource(fn)) for fn in fns)
 
 
 def conv2d_forward_host(g):
     return """for n0 in range(0, {N}, {NB}):
-    _im2col_kernel(x, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
+    im2col_loop(x, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
     np.matmul(w2, cols, out=o)
     # o is [O, b, P]; y wants [b, O, P]: a small in-cache transpose
     y3[n0:n0 + {NB}] = o.reshape({O}, {NB}, {P}).transpose(1, 0, 2)""".format(**g)
@@ -58,7 +57,7 @@ def conv2d_grad_weight_host(g):
     # ~20% faster in OpenBLAS, see graphc/eager_kernels/conv.py)
     return """acc[...] = 0
 for n0 in range(0, {N}, {NB}):
-    _im2col_kernel(x, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
+    im2col_loop(x, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
     for b in range({NB}):
         np.matmul(cols[:, b * {P}:(b + 1) * {P}], gy3[n0 + b].T, out=part)
         acc += part
@@ -70,7 +69,7 @@ def conv2d_grad_input_host(g):
 for n0 in range(0, {N}, {NB}):
     gyb.reshape({O}, {NB}, {P})[...] = gy3[n0:n0 + {NB}].transpose(1, 0, 2)
     np.matmul(w2.T, gyb, out=gcols)
-    _col2im_kernel(gcols, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, gx)""".format(**g)
+    col2im_loop(gcols, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, gx)""".format(**g)
 
 
 def geometry(x_shape, w_shape, stride, padding):
@@ -85,104 +84,6 @@ def geometry(x_shape, w_shape, stride, padding):
     budget = max(1, min(n, CHUNK_BYTES // max(1, (k + o) * p * 4)))
     nb = max(d for d in range(1, budget + 1) if n % d == 0)
     return dict(N=n, C=c, H=h, W=w, O=o, KH=kh, KW=kw, SH=sh, SW=sw, PH=ph, PW=pw, OH=oh, OW=ow, K=k, P=p, NB=nb)
-
-
-# Copies and fills are written as loops: numba's array-slice assignment and in-place ufuncs carry
-# shape-checking error paths whose string formatting costs seconds of compile time.
-
-def conv2d_forward_body(g):
-    return """for n0 in range(0, {N}, {NB}):
-    _im2col_kernel(x, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
-    np.dot(w2, cols, o)
-    for b in range({NB}):
-        for oc in range({O}):
-            for p in range({P}):
-                y3[n0 + b, oc, p] = o[oc, b * {P} + p]""".format(**g)
-
-
-def conv2d_grad_weight_body(g):
-    # gw[O, K] += gy_chunk[O, b*P] @ cols[K, b*P].T: one GEMM per chunk on C- / F-ordered operands
-    # (numba copies operands of any other layout before calling BLAS).
-    return """for oc in range({O}):
-    for k in range({K}):
-        gw2[oc, k] = 0
-for n0 in range(0, {N}, {NB}):
-    _im2col_kernel(x, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
-    for b in range({NB}):
-        for oc in range({O}):
-            for p in range({P}):
-                gyb[oc, b * {P} + p] = gy3[n0 + b, oc, p]
-    np.dot(gyb, cols.T, part)
-    for oc in range({O}):
-        for k in range({K}):
-            gw2[oc, k] += part[oc, k]""".format(**g)
-
-
-def conv2d_grad_input_body(g):
-    return """for n in range({N}):
-    for c in range({C}):
-        for h in range({H}):
-            for w in range({W}):
-                gx[n, c, h, w] = 0
-for n0 in range(0, {N}, {NB}):
-    for b in range({NB}):
-        for oc in range({O}):
-            for p in range({P}):
-                gyb[oc, b * {P} + p] = gy3[n0 + b, oc, p]
-    np.dot(w2.T, gyb, gcols)
-    _col2im_kernel(gcols, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, gx)""".format(**g)
-
-
-def maxpool_argmax_body(kernel, stride, padding, size):
-    from ...config import settings
-    loop = "prange" if settings.parallel and size >= (1 << 17) else "range"
-    return f"""N, C, H, W = x.shape
-OH, OW = idx.shape[2], idx.shape[3]
-for nc in {loop}(N * C):
-    n = nc // C
-    c = nc % C
-    for oh in range(OH):
-        for ow in range(OW):
-            besti = -1
-            best = x[n, c, 0, 0]
-            for i in range({kernel[0]}):
-                ih = oh * {stride[0]} - {padding[0]} + i
-                if ih < 0 or ih >= H:
-                    continue
-                for j in range({kernel[1]}):
-                    iw = ow * {stride[1]} - {padding[1]} + j
-                    if iw < 0 or iw >= W:
-                        continue
-                    v = x[n, c, ih, iw]
-                    # first maximum wins ties; a NaN wins, as in numpy's argmax
-                    if besti < 0 or v > best or (v != v and best == best):
-                        best = v
-                        besti = ih * W + iw
-            idx[n, c, oh, ow] = besti"""
-
-
-POOL_GATHER = """N, C, OH, OW = idx.shape
-W = x.shape[3]
-for n in range(N):
-    for c in range(C):
-        for oh in range(OH):
-            for ow in range(OW):
-                k = idx[n, c, oh, ow]
-                y[n, c, oh, ow] = x[n, c, k // W, k % W]"""
-
-POOL_SCATTER = """N, C, OH, OW = idx.shape
-H, W = gx.shape[2], gx.shape[3]
-for n in range(N):
-    for c in range(C):
-        for h in range(H):
-            for w in range(W):
-                gx[n, c, h, w] = 0
-for n in range(N):
-    for c in range(C):
-        for oh in range(OH):
-            for ow in range(OW):
-                k = idx[n, c, oh, ow]
-                gx[n, c, k // W, k % W] += gy[n, c, oh, ow]"""
 
 
 def index_text(index):

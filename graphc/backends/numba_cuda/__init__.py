@@ -38,10 +38,10 @@ import numpy as np
 
 from ...config import log, settings
 from ...errors import BackendError, ShapeError
-from ...passes.fusion import fuse
-from ...passes.memplan import plan_memory
+from ...ir.printer import value_names
+from ...passes.fusion import annotation, fuse, fuse_pass
+from ...passes.memplan import loop_kernels_inline, plan_memory, plan_pass
 from ..codegen.loader import load_module
-from ..numba_cpu.emit import value_names
 from .device import compute_capability, require_cuda
 from .emit import CUDAModuleEmitter, Generated
 from .layout import GPU, SIMULATOR, Target
@@ -54,15 +54,16 @@ RESIDENT_KINDS = ("param", "state")
 SIMULATOR_SWITCH_INTERVAL = 1e-5
 
 
-def _inline_ok(kernel, value):
-    """Elementwise and reduce kernels read a full/0-d const as a literal; library kernels need an array."""
-    return kernel.kind in ("elementwise", "reduce")
 
 
 def generate(graph, target=GPU):
     """Fuse, plan and emit for `target` without touching a device.   generate(g).source -> module text"""
-    fused = fuse(graph)
-    plan = plan_memory(fused, _inline_ok)
+    fused = annotation(graph, "fused")
+    if fused is None or fused.graph is not graph:
+        fused = fuse(graph)
+    plan = annotation(graph, "planned")
+    if plan is None or getattr(plan, "fused", None) is not fused:
+        plan = plan_memory(fused, loop_kernels_inline)
     gen = CUDAModuleEmitter(fused, plan, graph.name, target).emit()
     gen.fused, gen.plan = fused, plan
     return gen
@@ -95,7 +96,8 @@ class NumbaCUDABackend:
     name = "numba_cuda"
 
     def prepare_passes(self):
-        return []
+        """Fusion and memory planning as passes (see NumbaCPUBackend.prepare_passes)."""
+        return [("fused", fuse_pass), ("planned", plan_pass(loop_kernels_inline))]
 
     def compile(self, graph, cache_dir=None, sync="step", **options):
         if sync not in SYNC_MODES:
@@ -108,9 +110,8 @@ class NumbaCUDABackend:
         log("kernels", gen.source)
         if settings.dump:
             import os
-            from ..codegen.loader import _write_atomically
-            os.makedirs(settings.dump, exist_ok=True)
-            _write_atomically(os.path.join(settings.dump, f"{graph.name}.cuda.py"), gen.source)
+            from ...fileio import write_atomic
+            write_atomic(os.path.join(settings.dump, f"{graph.name}.cuda.py"), gen.source)
         runner = Runner(graph, gen, cuda, target, cache_dir or settings.cache_dir, phases, sync)
         runner.warm_up()
         return runner
@@ -313,7 +314,7 @@ class Runner:
             if self.target is SIMULATOR:
                 raise BackendError("source", "PTX is not available under the CUDA simulator",
                                    hint="run without NUMBA_ENABLE_CUDASIM (no GPU needed): "
-                                        "python -m graphc.backends.numba_cuda.selftest ptx")
+                                        "python benchmarks/cuda_selftest.py ptx")
             cc = compute_capability(self.cuda, self.target)
             return "\n".join(f"// ---- {name} ----\n{text}" for name, text in ptx_of(self.module, self.gen, cc).items())
         raise BackendError("source", f"unknown source kind {kind!r}", hint="python, ptx, fused or plan")

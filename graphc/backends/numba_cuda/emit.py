@@ -13,7 +13,7 @@
 
 Kernels are self-contained (no device functions: a kernel that calls one needs a GPU even to be
 compiled to PTX), take flat 1-D buffers, and read views through static strides (layout.py).  The
-per-element code of every op comes from the op table's templates through numba_cpu/scalar.py's
+per-element code of every op comes from the op table's templates through codegen/scalar.py's
 `expr`, with CUDA_OVERRIDES where CUDA differs.  The driver at the bottom is plain Python:
 `bind(buffers...)` slices the pools and configures every launch once, and returns `run(scalars...)`,
 which launches the kernels of one step in order.
@@ -31,8 +31,9 @@ from ...errors import BackendError
 from ...ir.printer import format_attr
 from ...ops.source import GOLDEN, MIX1, MIX2
 from ..codegen import IndentedBuffer
-from ..numba_cpu.emit import ir_line, value_names
-from ..numba_cpu.scalar import CPU_OVERRIDES, NP_TYPE, expr, literal, literal_of
+from ...ir.printer import value_names
+from ..codegen.names import ir_line
+from ..codegen.scalar import NP_TYPE, expr, literal, literal_of, typed
 from .kernels import KernelBody, LibraryKernels, needed_indices
 from .layout import c_strides, index_sum, next_pow2, prod, reshape_strides, unravel
 
@@ -40,7 +41,6 @@ from .layout import c_strides, index_sum, next_pow2, prod, reshape_strides, unra
 # follows numpy there too).  sigmoid: a float64 literal would promote the float32 math to float64,
 # which runs at 1/2 to 1/64 of the float32 rate on GPUs.
 CUDA_OVERRIDES = {
-    **CPU_OVERRIDES,
     "sigmoid": "(np.float32(1.0) / (np.float32(1.0) + math.exp(-{0})))",
 }
 
@@ -115,9 +115,7 @@ class CUDAModuleEmitter(LibraryKernels):
         """The driver name of a base value's flat buffer, declared in bind() on first use."""
         if value.node is not None and value.node.op == "const":
             return self._const(value)    # its own buffer, uploaded once (the plan may give it a pool slot)
-        home = self.plan.home.get(id(value))
-        if home is None:
-            raise BackendError("numba_cuda", f"no storage planned for {self.names.get(id(value))}")
+        home = self.plan.storage(value)   # the plan answers for every value a kernel touches
         if home[0] == "input":
             self.device_inputs.add(home[1])
             return f"in{home[1]}"
@@ -180,7 +178,7 @@ class CUDAModuleEmitter(LibraryKernels):
         for k in self.fused.kernels:
             if not k.outputs or k.kind in ("view", "const"):
                 continue
-            if k.kind == "elementwise" and all(self.inline(v) for v in k.outputs):
+            if k.kind == "elementwise" and not self.plan.writes(k):
                 continue
             emit = getattr(self, f"_emit_{k.kind}", None)
             if emit is None:
@@ -292,7 +290,7 @@ class CUDAModuleEmitter(LibraryKernels):
             return name
 
         outs = {}
-        for v in k.outputs:
+        for v in self.plan.writes(k):   # outputs every reader inlines as a literal are not stored
             outs[id(v)] = kb.buffer(v, prefix="o")
         for j, node in enumerate(k.nodes):
             t = f"t{j}"
@@ -311,7 +309,7 @@ class CUDAModuleEmitter(LibraryKernels):
                 seed, off = read(node.inputs[0]), read(node.inputs[1])
                 loop.extend(uniform_lines(t, seed, f"{off} + f"))
             else:
-                loop.append(f"{t} = {cast}({expr(node, [read(v) for v in node.inputs], CUDA_OVERRIDES)})")
+                loop.append(f"{t} = {typed(expr(node, [read(v) for v in node.inputs], CUDA_OVERRIDES), node.out.dtype)}")
             temps[id(node.out)] = t
             if id(node.out) in outs:
                 loop.append(f"{outs[id(node.out)]}[f] = {t}")
@@ -396,8 +394,7 @@ class CUDAModuleEmitter(LibraryKernels):
                 continue
             if node.op == "uniform":
                 raise BackendError(node.op, "cannot be a reduction prologue")
-            loop.append(f"t{j} = {NP_TYPE[node.out.dtype.name]}"
-                        f"({expr(node, [read(v) for v in node.inputs], CUDA_OVERRIDES)})")
+            loop.append(f"t{j} = {typed(expr(node, [read(v) for v in node.inputs], CUDA_OVERRIDES), node.out.dtype)}")
             temps[id(node.out)] = f"t{j}"
         src = read(red.inputs[0])
         out = kb.buffer(red.out, prefix="o")

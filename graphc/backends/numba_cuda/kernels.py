@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from ..numba_cpu.scalar import NP_TYPE
+from ..codegen.scalar import NP_TYPE
 from .layout import c_strides, next_pow2, prod, unravel
 
 

@@ -1,13 +1,14 @@
 """Parity checks of the numba_cuda backend, runnable on a GPU, under the simulator, or (PTX) on neither.
 
-    NUMBA_ENABLE_CUDASIM=1 python -m graphc.backends.numba_cuda.selftest kinds   # every kernel kind vs the interpreter
-    NUMBA_ENABLE_CUDASIM=1 python -m graphc.backends.numba_cuda.selftest mlp     # two seed-MLP steps vs eager
-    python -m graphc.backends.numba_cuda.selftest cnn --batch 16 --dropout       # on a GPU: the seed CNN too
-    python -m graphc.backends.numba_cuda.selftest ptx --cc 80 90                 # every kernel -> PTX (+ ptxas)
+    NUMBA_ENABLE_CUDASIM=1 python benchmarks/cuda_selftest.py kinds   # every kernel kind vs the interpreter
+    NUMBA_ENABLE_CUDASIM=1 python benchmarks/cuda_selftest.py mlp     # two seed-MLP steps vs eager
+    python benchmarks/cuda_selftest.py cnn --batch 16 --dropout       # on a GPU: the seed CNN too
+    python benchmarks/cuda_selftest.py ptx --cc 80 90                 # every kernel -> PTX (+ ptxas)
 
 Prints one line per check and a closing 'N passed, M failed' line; exits 1 when a check fails.
 The simulator must be switched on before numba is imported, hence a separate process: the test
-suite (tests/cuda) runs this module in subprocesses.
+suite (tests/cuda) runs this script in subprocesses.  It lives outside the package because it
+builds whole models (graphc.nn, graphc.cli.models): the backend itself never imports them.
 """
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ import time
 import traceback
 
 import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:    # run as a script from a checkout: this checkout's graphc
+    sys.path.insert(0, ROOT)
 
 RTOL = 1e-5
 SKIPPED = 3     # exit status: the check could not run here (reason printed)
@@ -220,7 +225,7 @@ def run_case(name, backend="numba_cuda", calls=2, options=None):
         for call in range(calls):
             outs.append(_flatten(compiled(*args)))
             if be == backend and options and options.get("sync") == "lazy":
-                from . import sync
+                from graphc.backends.numba_cuda import sync
                 sync(compiled)
             outs.append(_state_arrays(state))
         results[be] = outs
@@ -377,7 +382,7 @@ def case_graphs():
     import dataclasses
 
     import graphc
-    from .layout import GPU
+    from graphc.backends.numba_cuda.layout import GPU
     out = {}
     for name in CASES:
         made = CASES[name](np.random.default_rng(0))
@@ -399,9 +404,9 @@ def main_ptx(args):
         print("SKIP: NVVM (libnvvm, the compiler behind compile_ptx) was not found: "
               "pip install 'numba-cuda[cu12]' or nvidia-cuda-nvcc-cu12")
         return SKIPPED
-    from ..codegen.loader import load_module
-    from . import generate, ptx_of
-    from .layout import GPU
+    from graphc.backends.codegen.loader import load_module
+    from graphc.backends.numba_cuda import generate, ptx_of
+    from graphc.backends.numba_cuda.layout import GPU
     ccs = [(int(c) // 10, int(c) % 10) for c in args.cc]
     ptxas = None if args.no_ptxas else ptxas_path()
     graphs = {}
@@ -459,7 +464,7 @@ def _assemble(ptxas, ptx, cc, workdir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m graphc.backends.numba_cuda.selftest", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python benchmarks/cuda_selftest.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     sub.add_parser("kinds", help="every kernel kind on tiny shapes vs the interpreter")

@@ -1,0 +1,92 @@
+"""fusion and memory planning: golden text of the annotated graph, as ir("fused") / ir("planned") print it."""
+import textwrap
+
+from graphc.ir import parse_graph
+from graphc.passes.fusion import fuse_pass
+from graphc.passes.memplan import plan_pass
+
+
+def annotated(src, *passes):
+    graph = parse_graph(textwrap.dedent(src))
+    for p in passes:
+        graph = p(graph)
+    return str(graph)
+
+
+def below_graph(text):
+    """The annotation lines the printer adds under the graph's closing brace."""
+    return text[text.index("\n}\n") + 3:].strip()
+
+
+MLP_LAYER = """
+    graph f(%x: f32[4,3] data, %w: f32[5,3] param, %b: f32[5] param) {
+      %0: f32[3,5] = permute %w {perm=(1, 0)}
+      %1: f32[4,5] = matmul %x, %0
+      %2: f32[4,5] = add %1, %b
+      %3: f32[4,5] = relu %2
+      %4: f32[] = sum %3 {axes=(0, 1), keepdim=False}
+      return %4, %3
+    }"""
+
+
+def test_elementwise_chain_fuses_and_library_calls_stand_alone():
+    assert below_graph(annotated(MLP_LAYER, fuse_pass)) == textwrap.dedent("""\
+        // 4 kernels
+        kernel permute_0 (view [3, 5]) (%w) -> (%0) { %0 = permute }
+        kernel matmul_1 (matmul [4, 5]) (%x, %0) -> (%1) { %1 = matmul }
+        kernel fused_add_relu_2 (elementwise [4, 5]) (%1, %b) -> (%3) { %2 = add; %3 = relu }
+        kernel sum_3 (reduce [4, 5]) (%3) -> (%4) { %4 = sum }""")
+
+
+def test_a_reduction_swallows_the_elementwise_group_only_it_reads():
+    text = annotated("""
+        graph f(%x: f32[4,3] data) {
+          %0: f32[4,3] = exp %x
+          %1: f32[4,3] = mul %0, %0
+          %2: f32[4] = sum %1 {axes=(1,), keepdim=False}
+          return %2
+        }""", fuse_pass)
+    assert below_graph(text) == textwrap.dedent("""\
+        // 1 kernels
+        kernel fused_exp_mul_sum_0 (reduce [4, 3]) (%x) -> (%2) { %0 = exp; %1 = mul; %2 = sum }""")
+
+
+def test_shapes_that_differ_split_kernels():
+    text = annotated("""
+        graph f(%x: f32[4,3] data, %y: f32[3] data) {
+          %0: f32[3] = neg %y
+          %1: f32[4,3] = add %x, %0
+          return %1
+        }""", fuse_pass)
+    assert below_graph(text) == textwrap.dedent("""\
+        // 2 kernels
+        kernel neg_0 (elementwise [3]) (%y) -> (%0) { %0 = neg }
+        kernel add_1 (elementwise [4, 3]) (%x, %0) -> (%1) { %1 = add }""")
+
+
+def test_plan_reuses_a_dead_buffer_and_views_alias_their_base():
+    text = annotated(MLP_LAYER, fuse_pass, plan_pass())
+    assert below_graph(text).split("// memory plan")[1].splitlines() == [
+        ": 2 pools, 0.2 KiB",
+        "pool0: float32[20] <- %1, %4",    # %1 is dead once fused_add_relu_2 has read it
+        "pool1: float32[20] <- %3",
+        "view: %0 -> %w"]
+
+
+def test_plan_computes_an_update_in_place_and_inlines_literals():
+    text = annotated("""
+        graph f(%w: f32[3] param, %g: f32[3] data) {
+          %0: f32[] = const {value=array(0.5, f32)}
+          %1: f32[3] = mul %g, %0
+          %2: f32[3] = sub %w, %1
+          %3: f32[3] = mul %2, %2
+          %4: f32[] = sum %3 {axes=(0,), keepdim=False}
+          return %4  updates %w <- %2
+        }""", fuse_pass, plan_pass())
+    plan = below_graph(text).split("// memory plan")[1]
+    assert plan.splitlines() == [
+        ": 2 pools, 0.0 KiB",
+        "pool0: float32[3] <- %3",
+        "pool1: float32[1] <- %4",
+        "in place: %2 -> input 0",       # w - 0.5 * g is written into %w's own storage
+        "inlined literals: %0"]

@@ -20,10 +20,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "graphc"
 
 # Modules that stand below everything else: any module may import them.
-BASE = {"errors", "config", "version", "fileio", "_context"}
+BASE = {"errors", "config", "version", "fileio", "_context", "storage_version", "mpi_comm"}
 # The torch-shaped eager core: these modules may import each other (Tensor methods call functional,
 # functional builds Tensors, backward walks them), so they may form a cycle among themselves.
-EAGER_CORE = {"tensor", "functional", "autograd", "random", "device"}
+EAGER_CORE = {"tensor", "functional", "autograd", "random", "device",
+              "indexing"}   # Tensor.__getitem__/__setitem__: split out of functional for size, not a layer
 
 # part -> the parts it may import (besides BASE and itself).  A part is a top-level module or
 # package of graphc, or one backend ("backends" alone is the registry of backend names).
@@ -31,7 +32,7 @@ ALLOWED = {
     "eager_kernels": set(),
     "ops": {"eager_kernels"},
     "ir": {"ops"},
-    **{m: {"ops"} | EAGER_CORE for m in EAGER_CORE},
+    **{m: {"ops", "multiprocessing"} | EAGER_CORE for m in EAGER_CORE},   # share_memory_
     "builder": {"ops"} | EAGER_CORE,                 # runs Tensor code that appends IR nodes
     "passes": {"ops", "ir", "builder"},
     "backends": {"backends.interpreter", "backends.numba_cpu", "backends.numba_cuda"},
@@ -40,13 +41,15 @@ ALLOWED = {
     "backends.numba_cpu": {"ops", "ir", "passes", "backends.codegen", "eager_kernels"},
     "backends.numba_cuda": {"ops", "ir", "passes", "backends.codegen"},
     "threads": {"backends"},                          # numba's thread count, through the registry
-    "nn": {"ops"} | EAGER_CORE,
+    "nn": {"ops", "distributed"} | EAGER_CORE,       # nn.parallel.DistributedDataParallel
+    "distributed": EAGER_CORE,
+    "multiprocessing": set(),                        # the shared-memory blocks Tensor.share_memory_ uses
     "optim": {"ops"} | EAGER_CORE,
-    "utils": EAGER_CORE,
+    "utils": EAGER_CORE | {"distributed"},           # DistributedSampler asks the group for rank and size
     "vision": EAGER_CORE | {"utils"},
     "serialization": EAGER_CORE | {"nn"},
     # The compile driver: traces with the frontend, runs the passes, picks a backend by name.
-    "frontend": {"ops", "ir", "builder", "passes", "backends", "nn"} | EAGER_CORE,
+    "frontend": {"ops", "ir", "builder", "passes", "backends", "nn", "distributed"} | EAGER_CORE,
     # verify and detect_anomaly: numba_cpu only through the registry (get_backend), the interpreter's run_node.
     "debug": {"ops", "ir", "passes", "backends", "backends.interpreter", "frontend"} | EAGER_CORE,
     "cli": None,        # None: anything

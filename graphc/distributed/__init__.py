@@ -20,7 +20,7 @@ import traceback
 import numpy as np
 
 from ..errors import GraphcError
-from .comm import launched_by_mpi, load_mpi, local_world_size, mpi_op, require_comm, state
+from ..mpi_comm import launched_by_mpi, load_mpi, local_world_size, mpi_op, require_comm, state
 
 __all__ = ["ReduceOp", "init_process_group", "is_initialized", "is_available", "get_rank", "get_world_size",
            "all_reduce", "broadcast", "all_gather", "reduce", "barrier", "destroy_process_group",

@@ -16,11 +16,12 @@ import numpy as np
 from .. import functional as G
 from ..errors import GraphcError, ShapeError
 from ..ops.registry import fmt_shape
-from .. import random as _random
 from ..tensor import Tensor, apply
 from .functional_losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,  # noqa: F401
                                 huber_loss, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
-from .functional_layers import (conv1d, conv_transpose2d, embedding, group_norm, interpolate, kl_div,  # noqa: F401
+from .functional_base import check_p as _check_p, conv_padding, dropout  # noqa: F401
+from .functional_base import dropout_mask as _dropout_mask, pair as _pair, unsupported as _unsupported
+from .functional_layers import (conv_transpose2d, embedding, group_norm, interpolate, kl_div,  # noqa: F401
                                 layer_norm, normalize, pad_by_index, scaled_dot_product_attention, softplus)
 
 # --- activations ------------------------------------------------------------------------------
@@ -110,37 +111,6 @@ def linear(input, weight, bias=None):
     return out if bias is None else out + bias
 
 
-def _pair(v, name="argument"):
-    if isinstance(v, (tuple, list)):
-        if len(v) == 1:
-            return (int(v[0]), int(v[0]))
-        if len(v) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-        return (int(v[0]), int(v[1]))
-    return (int(v), int(v))
-
-
-def _unsupported(op, what, hint):
-    return GraphcError(op, f"{what} is not supported by graphc", hint=hint)
-
-
-def conv_padding(op, padding, kernel_hw, stride, dilation=(1, 1)):
-    """Resolve 'valid' / 'same' / int / pair padding to a pair of ints (symmetric padding only)."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0)
-        if padding != "same":
-            raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
-        if stride != (1, 1):
-            raise ValueError("padding='same' is not supported for strided convolutions")
-        if any(k % 2 == 0 for k in kernel_hw):
-            raise _unsupported(op, f"padding='same' with an even kernel size {tuple(kernel_hw)}",
-                               "that needs asymmetric padding: pad explicitly with F.pad(x, (left, right, top, "
-                               "bottom)) and use padding=0")
-        return tuple(d * (k - 1) // 2 for k, d in zip(kernel_hw, dilation))
-    return _pair(padding, "padding")
-
-
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation over NCHW input.   conv2d(x[8,1,28,28], w[32,1,3,3]) -> [8,32,26,26]"""
     if groups != 1:
@@ -155,6 +125,17 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     out = apply("conv2d", input, weight, stride=stride, padding=padding)
     if bias is not None:
         out = out + bias.reshape(1, -1, 1, 1)
+    return out.squeeze(0) if unbatched else out
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution over [N,C,L] as a conv2d of height 1.   conv1d(x[8,4,32], w[16,4,3]) -> [8,16,30]"""
+    one = lambda v: v[0] if isinstance(v, (tuple, list)) else v   # noqa: E731
+    pad = padding if isinstance(padding, str) else (0, one(padding))   # 'same'/'valid' resolve per dim in conv2d
+    unbatched = input.ndim == 2
+    x = input.unsqueeze(0) if unbatched else input
+    out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, one(stride)), pad, (1, one(dilation)), groups)
+    out = out.squeeze(2)
     return out.squeeze(0) if unbatched else out
 
 
@@ -226,27 +207,6 @@ def adaptive_avg_pool2d(input, output_size):
 
 
 # --- dropout ----------------------------------------------------------------------------------
-
-def _check_p(p):
-    if p < 0.0 or p > 1.0:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-
-
-def _dropout_mask(input, p, mask_shape):
-    # The counter-based stream, not numpy: eager, interpreted and compiled runs draw the same mask.
-    keep = _random.default_generator.uniform(mask_shape) >= p
-    return keep.to(input.dtype) * (1.0 / (1.0 - p))
-
-
-def dropout(input, p=0.5, training=True, inplace=False):
-    """Zero each element with probability p and scale the rest by 1/(1-p) (identity when not training)."""
-    _check_p(p)
-    if not training or p == 0.0:
-        return input
-    if p == 1.0:
-        return input * 0.0
-    return input * _dropout_mask(input, p, tuple(input.shape))
-
 
 def _feature_dropout(input, p, training, name):
     _check_p(p)

@@ -17,6 +17,7 @@ from .. import functional as G
 from ..errors import GraphcError, ShapeError
 from ..ops.registry import fmt_shape
 from ..tensor import Tensor, apply
+from .functional_base import dropout, pair, unsupported
 
 
 # --- normalisation ----------------------------------------------------------------------------
@@ -126,28 +127,15 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
 
 # --- convolutions built on conv2d ------------------------------------------------------------------
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """1-D convolution over [N,C,L] as a conv2d of height 1.   conv1d(x[8,4,32], w[16,4,3]) -> [8,16,30]"""
-    from .functional import conv2d
-    one = lambda v: v[0] if isinstance(v, (tuple, list)) else v   # noqa: E731
-    pad = padding if isinstance(padding, str) else (0, one(padding))   # 'same'/'valid' resolve per dim in conv2d
-    unbatched = input.ndim == 2
-    x = input.unsqueeze(0) if unbatched else input
-    out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, one(stride)), pad, (1, one(dilation)), groups)
-    out = out.squeeze(2)
-    return out.squeeze(0) if unbatched else out
-
-
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """Transposed 2-D convolution (conv2d's adjoint).
 
         conv_transpose2d(x[8,16,7,7], w[16,8,4,4], stride=2, padding=1) -> [8,8,14,14]
     """
-    from .functional import _pair, _unsupported
-    if groups != 1 or _pair(dilation) != (1, 1):
-        raise _unsupported("conv_transpose2d", f"groups={groups}, dilation={dilation}",
+    if groups != 1 or pair(dilation) != (1, 1):
+        raise unsupported("conv_transpose2d", f"groups={groups}, dilation={dilation}",
                            "graphc's transposed convolution handles groups=1 and dilation=1 only")
-    stride, padding, output_padding = _pair(stride), _pair(padding), _pair(output_padding)
+    stride, padding, output_padding = pair(stride), pair(padding), pair(output_padding)
     unbatched = input.ndim == 3
     x = input.unsqueeze(0) if unbatched else input
     if x.shape[1] != weight.shape[0]:
@@ -257,7 +245,6 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 
     A bool attn_mask marks the positions that take part (True = attend); a float mask is added.
     """
-    from .functional import dropout
     if query.shape[-1] != key.shape[-1]:
         raise ShapeError("scaled_dot_product_attention", f"query and key feature sizes differ: "
                                                          f"{fmt_shape(query.shape)} vs {fmt_shape(key.shape)}")

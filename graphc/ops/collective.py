@@ -23,8 +23,8 @@ _handles = itertools.count(1)
 
 
 def _comm():
-    # The process group's state lives in graphc.distributed.comm, which imports nothing above the op table.
-    from ..distributed import comm
+    # The process group's state lives in graphc.mpi_comm, which imports nothing above the op table.
+    from .. import mpi_comm as comm
     return comm
 
 

@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 
 from ..errors import GraphcError
-from ..serialization import _umask
+from ..fileio import umask
 from ..tensor import Tensor
 
 IMAGE_CHANNELS = (1, 3, 4)   # gray, RGB, RGBA: what an image file can hold
@@ -140,7 +140,7 @@ def _save_atomically(image, path, format):
     try:
         with os.fdopen(fd, "wb") as f:
             image.save(f, format=format)
-        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes it 0600; give it the mode open() would
+        os.chmod(tmp, 0o666 & ~umask())   # mkstemp makes it 0600; give it the mode open() would
         os.replace(tmp, path)
     except BaseException as exc:
         if os.path.exists(tmp):

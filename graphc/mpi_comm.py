@@ -1,6 +1,6 @@
 """The MPI communicator behind graphc.distributed: loading mpi4py, the group's state, launch detection.
 
-    comm.load_mpi() -> the mpi4py.MPI module, or None when mpi4py or an MPI library is missing
+    mpi_comm.load_mpi() -> the mpi4py.MPI module, or None when mpi4py or an MPI library is missing
 
 This module imports nothing from graphc above graphc.errors, so the op table (graphc/ops/collective.py) can reach
 the communicator without importing the frontend.
@@ -61,7 +61,7 @@ def mpi_op(name):
 def require_comm(op):
     """The communicator, or a graphc-style error naming `op` when no group is initialized."""
     if state.comm is None:
-        from ..errors import GraphcError
+        from .errors import GraphcError
         raise GraphcError(op, "the default process group is not initialized",
                           hint="call graphc.distributed.init_process_group(backend='mpi') first")
     return state.comm

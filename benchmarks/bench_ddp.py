@@ -44,7 +44,9 @@ def worker(args):
     for _ in range(args.steps):
         run(x, y).item()
     seconds = time.perf_counter() - t0
-    slowest = max(dist.state.comm.allgather(seconds)) if world > 1 else seconds
+    everyone = [None] * world
+    dist.all_gather_object(everyone, seconds)
+    slowest = max(everyone)
     grads = graphc.zeros(sum(p.numel() for p in net.parameters()))
     times = []
     for _ in range(args.steps):

@@ -267,7 +267,9 @@ class Trainer:
             bar.close()
         self.epoch_samples = samples
         if self.world > 1:   # the seed's line shows the mean loss over every rank's batches
-            running = sum(self.dist.state.comm.allgather(running)) / self.world
+            everyone = [None] * self.world
+            self.dist.all_gather_object(everyone, running)
+            running = sum(everyone) / self.world
         return running / max(n_batches, 1)
 
     def _train_step(self, inputs, labels, bar):
@@ -281,17 +283,7 @@ class Trainer:
                     if self.backend.startswith("numba") else ""
                 bar.write(f"compiling the training step ({self.backend}{extra})...", file=sys.stderr)
             t = time.perf_counter()
-            try:
-                loss = call_as_user(self.compiled, inputs, labels)
-            except self.graphc.errors.BackendError as exc:
-                if self.world == 1 or self.backend == "interpreter":
-                    raise
-                # Every rank fails alike (same graph, same backend), before the step ran: no state changed.
-                self._note(f"the {self.backend} backend cannot run the step's allreduce ({first_line(exc)}); "
-                           f"compiling it for the interpreter backend instead")
-                self.backend = "interpreter"
-                self.compiled = self.graphc.compile(self.step, backend=self.backend)
-                loss = call_as_user(self.compiled, inputs, labels)
+            loss = call_as_user(self.compiled, inputs, labels)
             stats = self.compiled.stats()
             self.compile_note = _compile_text(stats, time.perf_counter() - t)
             if not self.quiet:

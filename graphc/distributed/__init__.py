@@ -219,6 +219,16 @@ def broadcast_object(obj, src=0):
     return obj if isinstance(comm, _SingleProcess) else comm.bcast(obj, root=src)
 
 
+def all_gather_object(object_list, obj, group=None):
+    """Fill object_list[r] with rank r's picklable object, on every rank (torch's name and contract)."""
+    comm = require_comm("all_gather_object")
+    gathered = [obj] if isinstance(comm, _SingleProcess) else comm.allgather(obj)
+    if len(object_list) != len(gathered):
+        raise GraphcError("all_gather_object", f"object_list has {len(object_list)} slots for {len(gathered)} ranks",
+                          hint="pass a list with one slot per rank: [None] * world_size")
+    object_list[:] = gathered
+
+
 def check_collective_order(graph):
     """Guard of a compiled step: every rank must issue the same collectives in the same order.
 

@@ -192,6 +192,19 @@ def _order_kernels(graph, groups, find, group_of):
     return kernels
 
 
+def is_strided(value):
+    """True when value is a view whose elements are not in row-major order (a permute, or a reshape of one).
+
+        is_strided(permute(x, (1, 0))) -> True;  is_strided(reshape(x, (6,))) -> False
+    """
+    node = value.node
+    while node is not None and node.op in VIEW_OPS:
+        if node.op == "permute" and list(node.attrs["perm"]) != sorted(node.attrs["perm"]):
+            return True
+        node = node.inputs[0].node
+    return False
+
+
 def unfused(graph):
     """Every node its own kernel (what debugging wants: every value at a kernel boundary)."""
     kernels = [Kernel("elementwise" if is_loop_op(n) else kind_of(n), [n]) for n in graph.nodes]
@@ -201,6 +214,8 @@ def unfused(graph):
 
 def kind_of(node):
     """The kernel kind of a node that is not fused into a loop:  kind_of(reshape) -> 'view'."""
+    if node.op == "reshape" and is_strided(node.inputs[0]):
+        return "reshape"   # NOTE: reshaping a transposed layout needs a copy: its own kernel, never a view
     if node.op in VIEW_OPS:
         return "view"
     if node.op == "const":

@@ -320,19 +320,7 @@ cases_module = pytest.importorskip("tests.ops.cases", reason="the op table tests
 
 # Advanced indexing (the `index` and `index_put` ops) has no numba kernel of its own: these cases join
 # the parity run once the backend runs kernel-less ops through their table impl on the host.
-WAITING_FOR_HOST_LOWERING = {
-    "getitem_index_tensor", "getitem_index_list", "getitem_two_index_tensors", "getitem_range_and_tensor",
-    "getitem_slice_then_2d_index", "getitem_separated_indices", "getitem_int_then_list", "getitem_none_and_list",
-    "getitem_broadcast_lists", "getitem_ellipsis_list", "getitem_negative_index", "setitem_range_index",
-    "setitem_overlay_max", "setitem_slice_and_list", "index_put_accumulate"}
-FORWARD = [c for c in cases_module.CASES if c.traceable and c.name not in WAITING_FOR_HOST_LOWERING]
-
-
-def test_advanced_indexing_says_it_waits_for_a_lowering():
-    """Until then, numba_cpu refuses an `index` kernel with a clear error instead of a wrong result."""
-    step = graphc.compile(lambda x, i: x[i] * 2.0, backend="numba_cpu")
-    with pytest.raises(graphc.errors.BackendError, match="cannot lower a 'index' kernel"):
-        step(graphc.rand(4, 3), graphc.tensor([0, 2]))
+FORWARD = [c for c in cases_module.CASES if c.traceable]
 BATCHED = FORWARD
 GROUPS = 3   # a few graphs rather than one: a failure points at a third of the table, compile time is the same
 

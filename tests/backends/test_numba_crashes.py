@@ -118,3 +118,15 @@ def test_a_kernel_with_200_arguments_compiles():
     np.testing.assert_allclose(got, f(x).detach().numpy(), rtol=1e-5)
     kernel = [line for line in compiled.source().splitlines() if line.startswith("def fused_")]
     assert len(kernel) == 1 and kernel[0].count(",") >= 200, kernel
+
+
+def test_reshape_of_a_transposed_value_is_computed_each_call():
+    """A reshape of a permuted layout needs a copy; planned as a view, the runner filled it once, before
+    the driver ran, and every call returned that stale (uninitialised) copy: DDP's flattened weight
+    gradient (matmul -> permute -> reshape -> concat) diverged to 1e37."""
+    step = graphc.compile(lambda a: a.broadcast_to((2, 4, 3)).permute(1, 0, 2).reshape(4, 6) * 1.0,
+                          backend="numba_cpu")
+    for seed in (0, 1):
+        a = _params((2, 1, 3), seed=seed)[0].detach()
+        want = a.broadcast_to((2, 4, 3)).permute(1, 0, 2).reshape(4, 6).numpy()
+        np.testing.assert_array_equal(step(a).numpy(), want)

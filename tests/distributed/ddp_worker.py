@@ -50,7 +50,8 @@ def main(mode, bucket_cap_mb=25.0):
              "changed_by_broadcast": not all(np.array_equal(a, b) for a, b in zip(before, received))}
     run = train(ddp, ddp.parameters(), batches(world), rank, BATCH, mode)
     mine = np.concatenate([p.detach().numpy().ravel() for p in net.parameters()])
-    every = dist.comm.state.comm.allgather((mine, facts)) if world > 1 else [(mine, facts)]
+    every = [None] * world
+    dist.all_gather_object(every, (mine, facts))
     if rank == 0:
         ref = build(seed=100)
         train(ref, ref.parameters(), batches(world), 0, BATCH * world, "eager")   # one process, the global batch

@@ -40,8 +40,6 @@ def test_ddp_equals_one_process_on_the_global_batch(mpirun, mode, bucket_cap_mb,
         assert facts["ir_allreduce_starts"] == facts["ir_allreduce_waits"] == buckets
 
 
-@pytest.mark.xfail(reason="numba_cpu needs the generic 'extern' lowering (ops without a numba kernel run their "
-                          "table impl on the host) that lands in another branch", strict=False)
 def test_compiled_ddp_on_numba_cpu(mpirun):
     facts = _json_line(mpirun([os.path.join(HERE, "ddp_worker.py"), "numba_cpu"]))
     assert facts["ranks_equal"] and facts["max_rel_diff"] < 1e-5, facts

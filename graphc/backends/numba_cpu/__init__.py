@@ -112,10 +112,24 @@ def _static(array):
     return lambda inputs: array
 
 
+def reshape_view(array, shape):
+    """array.reshape(shape) that must alias array: a copy would be filled once and then go stale.
+
+    The fusion pass makes a reshape of a strided (permuted) value a copy kernel, so this never fires;
+    it is the backstop that turns a planning mistake into an error instead of stale numbers.
+    """
+    out = array.reshape(shape)
+    if out.size and not np.may_share_memory(out, array):
+        raise BackendError("numba_cpu", f"internal: a reshape to {shape} of a strided array would copy, so it "
+                                        f"cannot be a view of planned storage",
+                           hint='compile with backend="interpreter" and report this graph')
+    return out
+
+
 def _reshaped(getter, shape):
     if getattr(getter, "dynamic", False):
-        return _dynamic(lambda inputs: getter(inputs).reshape(shape))
-    return _static(getter(None).reshape(shape))
+        return _dynamic(lambda inputs: reshape_view(getter(inputs), shape))
+    return _static(reshape_view(getter(None), shape))
 
 
 def _dynamic(fn):
@@ -184,7 +198,7 @@ class Runner:
         node = value.node
         if node.op == "reshape":
             shape = value.shape
-            make = lambda a: a.reshape(shape)   # noqa: E731
+            make = lambda a: reshape_view(a, shape)   # noqa: E731
         else:
             perm = tuple(node.attrs["perm"])
             make = lambda a: np.transpose(a, perm)   # noqa: E731

@@ -38,8 +38,7 @@ def backend_failure(exc, backend_name, phase, graph):
     if isinstance(exc, BackendError):
         what = exc.message
     else:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        what = f"{type(exc).__name__}: {_gist(exc)}".rstrip(": ")
     message = f"failed while {phase} graph {graph.name!r}: {what}"
     detail = None
     if kernel:
@@ -49,6 +48,15 @@ def backend_failure(exc, backend_name, phase, graph):
     err = BackendError(backend_name, message, hint=fallback_hint(backend_name), loc=loc, detail=detail)
     err.kernel = kernel
     return err
+
+
+def _gist(exc):
+    """The message's first line, and its second when the first only says where it failed (numba's
+    "Failed in nopython mode pipeline (step: ...)" is followed by what failed)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) >= 2 and lines[0].startswith("Failed in") and not lines[1].startswith("File "):
+        return f"{lines[0]}: {lines[1]}"
+    return lines[0] if lines else ""
 
 
 def _locate(exc, graph):

@@ -33,7 +33,6 @@ MAX_PARAMS = 50
 # The batch dim of a batch-polymorphic program has this size while the program is drawn; no other dim
 # ever has it (other dims are at most 8, layer sizes avoid it), so a dim of this size is the batch.
 BATCH = 11
-BATCH_SIZES = [1, 2, 3, 1]
 LAYER_SIZES = [1, 2, 3, 4, 1, 2, 3, 4, 32, 100, 300]
 DIMS = [1, 1, 2, 3, 4]
 
@@ -122,10 +121,10 @@ def _kwargs(kw):
 class Program:
     """A random program: inputs (parameters and data), source lines, and how to build the values."""
 
-    def __init__(self, seed, dynamic=False):
+    def __init__(self, seed, dynamic=False, batch_sizes=(BATCH, 1, 3)):
         self.seed = seed
-        self.dynamic = dynamic   # batch-polymorphic: dims of size BATCH take each of BATCH_SIZES in turn
-        self.batches = [BATCH] + BATCH_SIZES[:2] if dynamic else [None, None]
+        self.dynamic = dynamic   # batch-polymorphic: dims of size BATCH take each of batch_sizes in turn
+        self.batches = list(batch_sizes) if dynamic else [None, None]
         self.params = []      # (name, shape)
         self.data = []        # (name, shape, classes or None)
         self.lines = []
@@ -470,10 +469,11 @@ def _many_params(draw, prog, i):
 
 
 @st.composite
-def programs(draw, max_ops=6, dynamic=None):
-    """A random Program; `dynamic` (True/False/None: drawn) makes it batch-polymorphic."""
+def programs(draw, max_ops=6, dynamic=None, batch_sizes=(BATCH, 1, 3)):
+    """A random Program; `dynamic` (True/False/None: drawn) makes it batch-polymorphic, called once per
+    batch size (each new size compiles again: keep the list short where compiles are dear)."""
     dynamic = draw(st.integers(0, 3)) == 0 if dynamic is None else dynamic
-    prog = Program(draw(st.integers(0, 2 ** 31 - 1)), dynamic=dynamic)
+    prog = Program(draw(st.integers(0, 2 ** 31 - 1)), dynamic=dynamic, batch_sizes=batch_sizes)
     first_dim = BATCH if dynamic else draw(st.sampled_from(DIMS))
     if draw(st.integers(0, 3)) == 0:   # an image program: conv / pool first
         shape = (BATCH if dynamic else draw(st.integers(1, 2)), draw(st.integers(1, 3)),

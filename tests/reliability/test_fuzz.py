@@ -31,8 +31,9 @@ from tests.reliability.fuzzgen import BATCH, MAX_PARAMS, _OPTIMIZERS, check, pro
 INTERP_EXAMPLES = int(os.environ.get("GRAPHC_FUZZ_EXAMPLES", "200"))
 NUMBA_EXAMPLES = int(os.environ.get("GRAPHC_FUZZ_NUMBA_EXAMPLES")
                      or (max(100, INTERP_EXAMPLES // 20) if os.environ.get("GRAPHC_FUZZ_EXAMPLES") else 100))
-# Programs for numba_cpu are kept cheap to compile (few ops, so few kernels): CI runs 100 of them.
-NUMBA_MAX_OPS = 3
+# Programs for numba_cpu are kept cheap to compile (few ops, so few kernels; two batch sizes, as each new
+# size compiles again): CI runs 100 of them.
+NUMBA_MAX_OPS = 2
 EXPLORE = "GRAPHC_FUZZ_EXAMPLES" in os.environ or "GRAPHC_FUZZ_NUMBA_EXAMPLES" in os.environ
 
 # CI runs the same programs every time (derandomized); a run with the variables set explores new ones.
@@ -49,7 +50,7 @@ def test_interpreter_matches_eager(prog):
 
 
 @settings(FUZZ, max_examples=NUMBA_EXAMPLES)
-@given(programs(max_ops=NUMBA_MAX_OPS))
+@given(programs(max_ops=NUMBA_MAX_OPS, batch_sizes=(BATCH, 1)))
 def test_numba_matches_eager_and_interpreter(prog):
     note(repr(prog))
     check(prog, ["interpreter", "numba_cpu"], note)

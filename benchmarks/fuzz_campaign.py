@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import sys
 import time
+import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -46,6 +47,7 @@ class _Chunk:
         self.target = None        # the failure being shrunk now
         self.best = None          # (exception, program) of the smallest failing program so far
         self.failed_at = 0.0
+        self.warnings = {}        # first line of each distinct warning: count
 
 
 def run_chunk(backend, index, seed, size, max_ops, shrink_seconds, known):
@@ -95,9 +97,14 @@ def run_chunk(backend, index, seed, size, max_ops, shrink_seconds, known):
                 # another failure met while shrinking this one: a later chunk (or attempt) reports it
 
         try:
-            prop()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("default")   # once per place: a backend's performance hints, say
+                prop()
         except Exception:   # noqa: BLE001 -- the target failure, shrunk (or hypothesis giving up on it)
             pass
+        for w in caught:
+            text = f"{w.category.__name__}: {(str(w.message).splitlines() or [''])[0]}"
+            chunk.warnings[text] = chunk.warnings.get(text, 0) + 1
         if chunk.target is not None:
             exc, prog = chunk.best
             chunk.found.append({"key": list(chunk.target), "message": _clip(str(exc)), "source": repr(prog),
@@ -109,7 +116,8 @@ def run_chunk(backend, index, seed, size, max_ops, shrink_seconds, known):
             break
     return {"backend": backend, "index": index, "seed": seed, "programs": chunk.drawn,
             "shrink_runs": chunk.shrink_runs, "seconds": round(time.perf_counter() - t0, 2),
-            "cpu_seconds": round(time.process_time() - cpu0, 2), "counts": [[list(k), n] for k, n in chunk.counts.items()], "found": chunk.found}
+            "cpu_seconds": round(time.process_time() - cpu0, 2), "counts": [[list(k), n] for k, n in chunk.counts.items()], "found": chunk.found,
+            "warnings": chunk.warnings}
 
 
 def _clip(text, lines=40):
@@ -188,8 +196,12 @@ def summarize(out, wall_seconds=None):
         stats["programs_per_worker_second"] = round(stats["programs"] / secs, 3) if secs else None
         cpu = stats["cpu_seconds"]
         stats["programs_per_cpu_second"] = round(stats["programs"] / cpu, 3) if cpu else None
+    caught = {}
+    for c in chunks:
+        for text, n in c.get("warnings", {}).items():
+            caught[text] = caught.get(text, 0) + n
     summary = {"backends": per_backend, "distinct_failures": len(failures),
-               "failures": sorted(failures.values(), key=lambda f: -f["count"])}
+               "failures": sorted(failures.values(), key=lambda f: -f["count"]), "warnings": caught}
     if wall_seconds is not None:
         summary["wall_seconds_this_session"] = round(wall_seconds, 1)
     _write_json(os.path.join(out, "summary.json"), summary)
@@ -208,6 +220,9 @@ def summarize(out, wall_seconds=None):
         lines += ["", f"== failure {i}: {kind} during {phase} ({f['count']} programs) ==", f"   {message}"]
         if "source" in f:
             lines += ["-- shrunk program --", f["source"].rstrip(), "-- message --", f["message"].rstrip()]
+    if caught:
+        lines += ["", "warnings (distinct first lines, with the number of chunks x places that raised them):"]
+        lines += [f"  {n:5d}  {text}" for text, n in sorted(caught.items(), key=lambda kv: -kv[1])]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, "summary.txt"), "w") as fh:
         fh.write(text)

@@ -6,7 +6,8 @@
     #   kernel fused_mul_tanh_sub_1, IR lines: %0: f32[3,4] = mul %x, %param1 ...
     #   help: compile with backend="interpreter" (or set GRAPHC_FALLBACK=interpreter to fall back automatically)
 
-It knows no backend: it reads what the exception says. A generated-source backend's errors name the
+A BackendError the backend raised keeps its words and gains the way out. Otherwise it knows no
+backend: it reads what the exception says. A generated-source backend's errors name the
 generated file and line (`File ".../graphc_<hash>.py", line 47`); that line's kernel, the IR lines the
 kernel lists in its comments and their user locations make the message.
 """
@@ -35,17 +36,18 @@ def fallback_hint(backend_name):
 def backend_failure(exc, backend_name, phase, graph):
     """A BackendError for `exc` raised while `phase` ("compiling", "the first run of") `graph` on a backend."""
     kernel, ir_lines, user_loc = _locate(exc, graph)
-    if isinstance(exc, BackendError):
-        what = exc.message
-    else:
-        what = f"{type(exc).__name__}: {_gist(exc)}".rstrip(": ")
-    message = f"failed while {phase} graph {graph.name!r}: {what}"
     detail = None
     if kernel:
         shown = "; ".join(ir_lines[:_MAX_IR_LINES]) + (" ..." if len(ir_lines) > _MAX_IR_LINES else "")
         detail = f"kernel {kernel}" + (f", IR lines: {shown}" if shown else "")
-    loc = user_loc or (exc.loc if isinstance(exc, GraphcError) and exc.loc else None)
-    err = BackendError(backend_name, message, hint=fallback_hint(backend_name), loc=loc, detail=detail)
+    if isinstance(exc, BackendError):   # the backend's own words stay; the way out is added if missing
+        hint = exc.hint if exc.hint and "interpreter" in exc.hint else \
+            "; ".join(h for h in (exc.hint, fallback_hint(backend_name)) if h)
+        detail = "; ".join(d for d in (exc.detail, detail) if d) or None
+        err = BackendError(exc.op, exc.message, hint=hint, loc=exc.loc or user_loc, detail=detail)
+    else:
+        message = f"failed while {phase} graph {graph.name!r}: {type(exc).__name__}: {_gist(exc)}".rstrip(": ")
+        err = BackendError(backend_name, message, hint=fallback_hint(backend_name), loc=user_loc, detail=detail)
     err.kernel = kernel
     return err
 

@@ -20,6 +20,7 @@ The test file (test_fuzz.py) and the long campaign (benchmarks/fuzz_campaign.py)
 from __future__ import annotations
 
 import inspect
+import linecache
 import re
 
 import numpy as np
@@ -194,7 +195,11 @@ class Program:
             params.append(p)
         if self.optimizer:
             namespace["opt"] = eval(self.optimizer, {"graphc": graphc, "params": params})
-        code = compile(self.source(), f"<fuzz program {self.seed}>", "exec")
+        filename = f"<fuzz program {self.seed}>"
+        source = self.source()
+        # linecache knows the source: errors then quote the program's line, as they would a user's file
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        code = compile(source, filename, "exec")
         exec(code, namespace)
         return namespace["program"], params
 
@@ -540,7 +545,8 @@ class Crash(RuntimeError):
 
     def __init__(self, phase, exc, prog):
         self.phase, self.exc = phase, exc
-        super().__init__(f"{phase}: {type(exc).__name__}: {exc}\n{prog!r}")
+        self.summary = f"{phase}: {type(exc).__name__}: {exc}"   # without the program
+        super().__init__(f"{self.summary}\n{prog!r}")
 
 
 def run(prog, backend=None):

@@ -116,8 +116,8 @@ def run_chunk(backend, index, seed, size, max_ops, shrink_seconds, known):
             break
     return {"backend": backend, "index": index, "seed": seed, "programs": chunk.drawn,
             "shrink_runs": chunk.shrink_runs, "seconds": round(time.perf_counter() - t0, 2),
-            "cpu_seconds": round(time.process_time() - cpu0, 2), "counts": [[list(k), n] for k, n in chunk.counts.items()], "found": chunk.found,
-            "warnings": chunk.warnings}
+            "cpu_seconds": round(time.process_time() - cpu0, 2),
+            "counts": [[list(k), n] for k, n in chunk.counts.items()], "found": chunk.found, "warnings": chunk.warnings}
 
 
 def _clip(text, lines=40):

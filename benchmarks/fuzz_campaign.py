@@ -107,7 +107,8 @@ def run_chunk(backend, index, seed, size, max_ops, shrink_seconds, known):
             chunk.warnings[text] = chunk.warnings.get(text, 0) + 1
         if chunk.target is not None:
             exc, prog = chunk.best
-            chunk.found.append({"key": list(chunk.target), "message": _clip(getattr(exc, "summary", str(exc))), "source": repr(prog),
+            chunk.found.append({"key": list(chunk.target), "message": _clip(getattr(exc, "summary", str(exc))),
+                                "source": repr(prog),
                                 "shrink_cpu_seconds": round(time.process_time() - chunk.failed_at, 1)})
             chunk.known.add(chunk.target)
             chunk.target = chunk.best = None

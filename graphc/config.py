@@ -1,9 +1,12 @@
-"""All of graphc's debug settings in one place: GRAPHC_LOG, GRAPHC_DUMP, GRAPHC_CACHE_DIR.
+"""All of graphc's settings in one place: GRAPHC_LOG, GRAPHC_DUMP, GRAPHC_CACHE_DIR, GRAPHC_FALLBACK, ...
 
     GRAPHC_LOG=graph,passes,fusion,kernels,recompiles   what to print to stderr
     GRAPHC_DUMP=<dir>                                   write every stage's IR and generated source there
     GRAPHC_CACHE_DIR=<dir>                              where compiled kernels are cached (default ~/.cache/graphc)
     GRAPHC_PARALLEL=1                                   use prange in large generated loops (default off)
+    GRAPHC_FALLBACK=interpreter                         a step whose backend fails to compile or to run
+                                                        the first time runs on the interpreter (one warning)
+                                                        instead of raising a BackendError
 
     with graphc.config.override(log="recompiles"): ...   # for tests
 """
@@ -29,6 +32,8 @@ class _Settings:
         # prange in large generated loops. Off by default: numba's OpenMP threads spin after a parallel
         # region and fight OpenBLAS's threads for the two cores (a CNN step went from 150 ms to 1.3 s).
         self.parallel = os.environ.get("GRAPHC_PARALLEL", "0") not in ("0", "false", "no")
+        # Which backend a compiled step falls back to when its own backend fails (None: raise BackendError).
+        self.fallback = os.environ.get("GRAPHC_FALLBACK") or None
 
 
 settings = _Settings()

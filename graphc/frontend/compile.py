@@ -15,8 +15,9 @@ import numpy as np
 
 from .. import _context
 from ..config import log, settings
-from ..errors import GraphcError
+from ..errors import BackendError, GraphcError
 from ..tensor import Tensor
+from .backend_failure import backend_failure
 from .trace import Tracer, unflatten_result
 
 DEFAULT_BACKEND = "numba_cpu"
@@ -275,23 +276,47 @@ class CompiledFunction:
         from ..distributed import check_collective_order
         check_collective_order(graph)
         record.trace_graph, record.graph = record.graph, graph
-        t2 = time.perf_counter()
-        run = backend.compile(graph, **self.options)
-        timings["backend"] = time.perf_counter() - t2
-        timings.update(getattr(run, "stats", {}).get("phases", {}))
-        stages = dict(manager.stages)
-        stages["final"] = str(graph)
-        log("graph", stages["final"])
-        entry = Entry(record, run, None, stages, timings)
-        entry.pass_report = [(name, manager.timings[name], manager.node_counts[name]) for name in manager.timings]
-        entry.run_stats = getattr(run, "stats", {})
-        entry.source = getattr(run, "source", None)
-        entry.first_result = unflatten_result(record.spec, entry(flat_args))
+        saved = _snapshot(list(record.updates) + list(record.escapes) + flat_args)
+        run = None
+        try:
+            t2 = time.perf_counter()
+            run = backend.compile(graph, **self.options)
+            timings["backend"] = time.perf_counter() - t2
+            timings.update(getattr(run, "stats", {}).get("phases", {}))
+            stages = dict(manager.stages)
+            stages["final"] = str(graph)
+            log("graph", stages["final"])
+            entry = Entry(record, run, None, stages, timings)
+            entry.pass_report = [(name, manager.timings[name], manager.node_counts[name])
+                                 for name in manager.timings]
+            entry.run_stats = getattr(run, "stats", {})
+            entry.source = getattr(run, "source", None)
+            entry.first_result = unflatten_result(record.spec, entry(flat_args))
+        except Exception as exc:
+            _restore(saved)   # a failed first call leaves parameters and optimizer state as they were
+            if isinstance(exc, GraphcError) and not isinstance(exc, BackendError):
+                raise   # the user's error (e.g. a label out of range), already told in graphc's words
+            failure = backend_failure(exc, self.backend_name, "compiling" if run is None else "the first run of",
+                                      graph)
+            failure.backend_exception = exc   # the raw error, for whoever debugs the backend itself
+            if not settings.fallback or settings.fallback == self.backend_name:
+                raise failure from None
+            return self._fall_back(failure, args, kwargs)
         entry.state_sig = _entry_signature(record)
         self._stats["compiles"] += 1
         for k, v in timings.items():
             self._stats["phases"][k] = self._stats["phases"].get(k, 0.0) + v
         return entry
+
+    def _fall_back(self, failure, args, kwargs):
+        """Compile on settings.fallback from now on, after one warning that says why."""
+        warnings.warn(f"graphc.compile: {failure}\n  GRAPHC_FALLBACK={settings.fallback}: running "
+                      f"{getattr(self.fn, '__name__', 'the function')} on backend {settings.fallback!r} from now on",
+                      stacklevel=5)
+        log("recompiles", f"falling back from {self.backend_name} to {settings.fallback}")
+        self._stats["fallback"] = {"from": self.backend_name, "to": settings.fallback, "reason": failure.message}
+        self.backend_name, self.options = settings.fallback, {}
+        return self._compile(args, kwargs)
 
     # --- inspection --------------------------------------------------------------------------------
     def _need_entry(self):
@@ -351,6 +376,19 @@ class _ModuleCall:
 
     def __call__(self, *args, **kwargs):
         return self.module(*args, **kwargs)
+
+
+def _snapshot(tensors):
+    """Copies of the tensors a first run may write (parameters, optimizer state, arguments), to undo a failure."""
+    return [(t, t._value.copy()) for t in tensors if isinstance(t._value, np.ndarray)]
+
+
+def _restore(saved):
+    for t, value in saved:
+        if t._value.shape == value.shape:
+            np.copyto(t._value, value)
+        else:
+            t._value = value
 
 
 def flat_tensor_args(args, kwargs):

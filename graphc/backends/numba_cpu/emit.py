@@ -26,7 +26,7 @@ from ...ir.printer import format_attr
 from ...ops import OPS
 from ..codegen import IndentedBuffer
 from .scalar import NP_TYPE, expr, literal_of
-from . import templates
+from . import blas, templates
 
 PARALLEL_MIN_ELEMENTS = 1 << 17   # below this a prange launch (~2 us idle, far more on a busy machine) costs more than it saves
 # Serial kernels are inlined into the driver at numba's IR level: one function to compile instead of
@@ -72,6 +72,7 @@ class ModuleEmitter:
         self.uses_uniform = False
         self.uses_conv = False
         self.uses_pool = False
+        self.uses_blas = False
         # Planned buffers and views reach the driver as arrays the runner shaped once (a reshape or
         # np.transpose inside the driver costs seconds of numba compile time for their error paths).
         self.params = {}
@@ -123,6 +124,9 @@ class ModuleEmitter:
         body = IndentedBuffer()
         self.steps = []            # ("njit" | "host", call line), in execution order
         self._emit_kernels(body, None)
+        if self.uses_blas:
+            out.lines_from(blas.module_prelude())
+            out.line("")
         if self.uses_uniform:
             out.lines_from(templates.UNIFORM)
             out.line("")
@@ -471,7 +475,8 @@ class ModuleEmitter:
             base = self._transposed_base(v) if not batch else None
             args.append(self.var(base) if base is not None else self.var(v))
             names.append(f"{name}.T" if base is not None else sub(v, name))
-        body.line(f"np.dot({names[0]}, {names[1]}, {out_idx})")
+        self.uses_blas = True   # numpy's OpenBLAS, the one pool numpy's own matmuls use too (see blas.py)
+        body.line(f"_graphc_gemm({names[0]}, {names[1]}, {out_idx})")
         body.level -= len(batch) + 1
         self._call(k, driver, args + [self.var(node.out)])
 

@@ -49,8 +49,7 @@ def add_arguments(p):
                    help="skip the warm-compile probe (a subprocess that compiles the step again from the cache)")
     p.add_argument("--fresh-cache", action="store_true",
                    help="compile into an empty temporary kernel cache, so that 'cold' is a true cold compile")
-    # Both cores by default, as the benchmark targets are stated for ("both cores in use").
-    add_threads_option(p, default=os.cpu_count() or 1)
+    add_threads_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress notes on stderr")
     # Internal: the subprocess behind the "warm" column.  Prints one JSON line and exits.
     p.add_argument("--_warm-probe", dest="warm_probe", action="store_true", help=argparse.SUPPRESS)

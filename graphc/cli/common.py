@@ -194,10 +194,12 @@ def set_threads(n):
     return set_num_threads(n)
 
 
-def add_threads_option(p, default=1):
-    p.add_argument("--threads", type=positive_int, default=default, metavar="N",
-                   help="threads for BLAS (numpy's and scipy's), numba kernels and torch (default %(default)s); "
-                        "1 avoids the multi-threaded BLAS slowdown on small matmuls when other processes share the CPU")
+def add_threads_option(p):
+    """--threads, defaulting to graphc's budget: GRAPHC_NUM_THREADS or all usable cores (as torch)."""
+    from ..threads import default_num_threads
+    p.add_argument("--threads", type=positive_int, default=default_num_threads(), metavar="N",
+                   help="threads for BLAS, numba kernels and torch (default %(default)s: GRAPHC_NUM_THREADS, "
+                        "else all usable cores)")
 
 
 def call_as_user(fn, *args):

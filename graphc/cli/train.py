@@ -286,13 +286,23 @@ class Trainer:
             t = time.perf_counter()
             call_as_user(compiled, x, y).item()
             self.compile_note = _compile_text(compiled.stats(), time.perf_counter() - t)
-        times = time_interleaved({"eager": lambda: self.step(x, y).item(),
-                                  "compiled": lambda: compiled(x, y).item()}, self.bench_steps)
+        runners = {"eager": lambda: self.step(x, y).item(), "compiled": lambda: compiled(x, y).item()}
+        from .bench import _import_torch, _torch_runner
+        torch = _import_torch()
+        if torch is not None:   # torch's figure beside ours, at the same thread budget
+            torch.set_num_threads(self.args.threads)
+            runners["torch"] = _torch_runner(torch, self.model, self.net, x.numpy(), y.numpy())
+        times = time_interleaved(runners, self.bench_steps)
         eager, comp = median_ms(times["eager"]), median_ms(times["compiled"])
         ratio = eager / comp if comp > 0 else math.nan
+        torch_text = ""
+        if "torch" in times:
+            t_ms = median_ms(times["torch"])
+            torch_text = f", torch eager {t_ms:.2f} ms (compiled {t_ms / comp:.2f}x torch, eager {t_ms / eager:.2f}x)"
         self.print(f"  step time       eager {eager:.2f} ms, compiled ({self.backend}) {comp:.2f} ms: "
-                   f"compiled {ratio:.2f}x {'faster' if ratio >= 1 else 'slower'} "
-                   f"(median of {self.bench_steps} interleaved steps each, batch {self.batch_size})")
+                   f"compiled {ratio:.2f}x {'faster' if ratio >= 1 else 'slower'}{torch_text} "
+                   f"(median of {self.bench_steps} interleaved steps each, batch {self.batch_size}, "
+                   f"{self.args.threads} thread{'s' if self.args.threads != 1 else ''})")
         if self.compile_note:
             self.print(f"  compile         {self.compile_note}")
         recompiles = compiled.stats().get("recompiles") or []

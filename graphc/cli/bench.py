@@ -50,6 +50,9 @@ def add_arguments(p):
     p.add_argument("--fresh-cache", action="store_true",
                    help="compile into an empty temporary kernel cache, so that 'cold' is a true cold compile")
     add_threads_option(p)
+    p.add_argument("--profile", action="store_true",
+                   help="also list each kernel of the compiled step and each op of the eager step: time, FLOPs, "
+                        "bytes, GFLOP/s, GB/s and the share of this machine's measured sgemm peak or bandwidth")
     p.add_argument("--quiet", action="store_true", help="no progress notes on stderr")
     # Internal: the subprocess behind the "warm" column.  Prints one JSON line and exits.
     p.add_argument("--_warm-probe", dest="warm_probe", action="store_true", help=argparse.SUPPRESS)
@@ -75,8 +78,33 @@ def run(args):
     finally:
         if fresh:
             shutil.rmtree(fresh, ignore_errors=True)
+    from ..cpu import cpu_description
+    from ..threads import blas_pools
+    print(cpu_description())
     print(format_table(rows, torch_note=_torch_note(torch, args.no_torch)))
+    print("  thread pools: " + ", ".join(f"{lib} ({api}) {n}" for lib, api, n in blas_pools()))
+    if args.profile:
+        for model in models:
+            print()
+            print(profile_model(model, args.batch_size or DEFAULTS[model]["batch_size"], args.backend,
+                                {r["runner"]: r["median_ms"] / 1e3 for r in rows if r["model"] == model}))
     return 0
+
+
+def profile_model(model, batch_size, backend, step_seconds):
+    """The --profile tables of one model: compiled kernels, then eager ops."""
+    import graphc
+    from .profile import format_profile, machine_peaks, profile_compiled, profile_eager
+    peaks = machine_peaks()
+    x_np, y_np = make_batch(batch_size)
+    x, y = graphc.tensor(x_np), graphc.tensor(y_np)
+    _, step_e, _, compiled = _graphc_contestants(model, batch_size, backend)
+    compiled_s = next((s for name, s in step_seconds.items() if name.startswith("graphc compiled")), None)
+    parts = [format_profile(profile_compiled(compiled, x, y), peaks, f"{model}: compiled step ({backend}), per kernel",
+                            compiled_s),
+             format_profile(profile_eager(step_e, x, y), peaks, f"{model}: eager step, per op (forward and backward)",
+                            step_seconds.get("graphc eager"))]
+    return "\n\n".join(parts)
 
 
 def _import_torch():

@@ -65,3 +65,19 @@ def test_the_library_is_numpys_own():
     assert os.path.realpath(blas.LIBRARY) in paths
 
 
+
+
+def test_small_gemms_run_on_one_thread_and_restore_the_budget():
+    import graphc
+    from graphc.threads import blas_pools
+    before = graphc.get_num_threads()
+    graphc.set_num_threads(2)
+    try:
+        a = np.ones((300, 300), np.float32)   # 27M multiply-adds: above SMALL_GEMM, multi-threaded
+        for m in (8, 300):
+            out = np.empty((m, 300), np.float32)
+            blas.gemm(a[:m], a, out)
+            assert np.array_equal(out, a[:m] @ a)
+        assert all(n == 2 for lib, api, n in blas_pools() if api == "openblas" and "64_" in lib)
+    finally:
+        graphc.set_num_threads(before)

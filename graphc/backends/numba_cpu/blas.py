@@ -26,6 +26,11 @@ from numba.extending import intrinsic
 # CBLAS enum values (cblas.h)
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 SYMBOLS = {"float32": "scipy_cblas_sgemm64_", "float64": "scipy_cblas_dgemm64_"}
+THREADS_LOCAL = "openblas_set_num_threads_local"   # OpenBLAS >= 0.3.27: this thread's BLAS thread count
+# GEMMs with fewer multiply-adds run on one thread.  A multi-threaded OpenBLAS call waits for all its
+# threads; when another process holds a core that wait lasts a scheduler slice: the MLP's
+# 64x784 @ 784x128 (6.4M) had p90 40 ms at 2 threads against 0.16 ms at 1 (medians 120 vs 130 us).
+SMALL_GEMM = 1 << 24
 
 
 def numpy_blas_library():
@@ -39,23 +44,23 @@ def numpy_blas_library():
 
 
 def _load_symbols():
-    """Make numpy's sgemm/dgemm visible to numba's JIT linker; True when both symbols resolve."""
+    """Make numpy's sgemm/dgemm visible to numba's JIT linker: (both resolve?, thread-local count too?)."""
     path = numpy_blas_library()
     if path is None or os.environ.get("GRAPHC_NUMBA_BLAS") == "scipy":
-        return False
+        return False, False
     import ctypes
     from llvmlite import binding
     try:
         lib = ctypes.CDLL(path)
         if not all(hasattr(lib, name) for name in SYMBOLS.values()):
-            return False
+            return False, False
         binding.load_library_permanently(path)
     except OSError:
-        return False
-    return True
+        return False, False
+    return True, hasattr(lib, THREADS_LOCAL)
 
 
-AVAILABLE = _load_symbols()
+AVAILABLE, HAS_THREADS_LOCAL = _load_symbols()
 LIBRARY = numpy_blas_library() if AVAILABLE else None
 
 
@@ -67,6 +72,7 @@ def _gemm_signature(real):
 
 _sgemm = types.ExternalFunction(SYMBOLS["float32"], _gemm_signature(types.float32))
 _dgemm = types.ExternalFunction(SYMBOLS["float64"], _gemm_signature(types.float64))
+_threads_local = types.ExternalFunction(THREADS_LOCAL, types.int32(types.int32))
 
 
 @intrinsic
@@ -111,6 +117,10 @@ if AVAILABLE:
         direct = out.strides[1] == item and out.strides[0] >= item * max(1, n)
         c = out if direct else np.empty((m, n), out.dtype)
         ldc = c.strides[0] // item
+        small = HAS_THREADS_LOCAL and m * n * k < SMALL_GEMM
+        before = np.int32(0)
+        if small:
+            before = _threads_local(1)
         if k == 0:
             c[...] = 0
         elif item == 4:   # float32 (both branches type-check: the pointers are void*)
@@ -119,6 +129,8 @@ if AVAILABLE:
         else:
             _dgemm(ROW_MAJOR, ta, tb, m, n, k, np.float64(1.0), _address(a), lda, _address(b), ldb,
                    np.float64(0.0), _address(c), ldc)
+        if small:
+            _threads_local(before)
         if not direct:
             out[...] = c
 else:
@@ -132,7 +144,7 @@ def source_fingerprint():
     """A hash of this module's source: generated modules carry it so that numba's cache (which checks only
     the caller's own file) recompiles them when this helper changes."""
     with open(__file__, "rb") as fh:
-        return hashlib.sha256(fh.read() + str(AVAILABLE).encode()).hexdigest()[:16]
+        return hashlib.sha256(fh.read() + str((AVAILABLE, HAS_THREADS_LOCAL)).encode()).hexdigest()[:16]
 
 
 def module_prelude():

@@ -29,11 +29,17 @@ from .scalar import NP_TYPE, expr, literal_of
 from . import blas, templates
 
 PARALLEL_MIN_ELEMENTS = 1 << 17   # below this a prange launch (~2 us idle, far more on a busy machine) costs more than it saves
+# (benchmarks/bench_parallel_threshold.py measures the crossover; see parallel_reason)
 # Serial kernels are inlined into the driver at numba's IR level: one function to compile instead of
 # dozens cuts a cold compile ~2x (numba's per-function overhead dominates small kernels), while the
 # source keeps one readable function per kernel.
 KERNEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, inline="always")'
 PARALLEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, parallel=True)'
+
+
+def parallel_reason():
+    """Why a kernel's outer loop is a prange: the comment generated source carries."""
+    return f"GRAPHC_PARALLEL on and at least {PARALLEL_MIN_ELEMENTS:,} elements, where threads pay for their launch"
 
 
 def value_names(graph):
@@ -218,6 +224,8 @@ class ModuleEmitter:
         body.level += 1
         for node in k.nodes:
             body.line("# " + ir_line(node, self.names))
+        if parallel:
+            body.line(f"# parallel: the outer loop is a prange ({parallel_reason()})")
 
     def _call(self, k, driver, args, host=False):
         self.steps.append(("host" if host else "njit", f"{k.name}({', '.join(args)})"))

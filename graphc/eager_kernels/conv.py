@@ -294,8 +294,10 @@ def _run_chunks(chunks, make_scratch, body, flops, nogil):
     return list(pool.map(run, range(workers)))
 
 
-def conv2d(x, w, stride, padding):
-    """y[N,O,OH,OW] = conv of x[N,C,H,W] with w[O,C,KH,KW], e.g. conv2d(x, w, (1, 1), (0, 0))."""
+def conv2d(x, w, stride, padding, out=None):
+    """y[N,O,OH,OW] = conv of x[N,C,H,W] with w[O,C,KH,KW], e.g. conv2d(x, w, (1, 1), (0, 0)).
+
+    out: a C-contiguous array of y's size and dtype to write into (compiled steps pass their buffer)."""
     x = _c_array(x)
     w = _c_array(w, x.dtype)
     n, c, h, wd = x.shape
@@ -303,7 +305,7 @@ def conv2d(x, w, stride, padding):
     if c_w != c:
         raise ValueError(f"conv2d: input has {c} channels, weight expects {c_w}")
     g = _Geometry(n, c, (h, wd), o, (kh, kw), stride, padding)
-    y = np.empty((n, o, g.p), x.dtype)
+    y = np.empty((n, o, g.p), x.dtype) if out is None else out.reshape(n, o, g.p)
     chunks, step = _chunks(g, x.itemsize)
     w2 = w.reshape(o, g.k)
     im2col = _Im2col(x, g)
@@ -358,8 +360,10 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding):
     return np.ascontiguousarray(gw_t.T).reshape(o, c, g.kh, g.kw)
 
 
-def conv2d_grad_input(gy, w, input_hw, stride, padding):
-    """gx[N,C,H,W] of conv2d for output grad gy, e.g. conv2d_grad_input(gy, w, (28, 28), (1, 1), (0, 0))."""
+def conv2d_grad_input(gy, w, input_hw, stride, padding, out=None):
+    """gx[N,C,H,W] of conv2d for output grad gy, e.g. conv2d_grad_input(gy, w, (28, 28), (1, 1), (0, 0)).
+
+    out: a C-contiguous [N,C,H,W] array of gy's dtype to write into (used when numba runs the kernels)."""
     gy = _c_array(gy)
     w = _c_array(w, gy.dtype)
     n, o = gy.shape[:2]
@@ -372,7 +376,10 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding):
                          f"match {(n, o, g.oh, g.ow)}")
     numba = use_numba(gy.dtype)
     # numba's col2im skips padding; numpy's adds into a padded buffer.
-    if numba:
+    if numba and out is not None:
+        gx = out
+        gx[...] = 0
+    elif numba:
         gx = np.zeros((n, c, g.h, g.w), gy.dtype)
     else:
         gx = np.zeros((n, c, g.h + 2 * g.ph, g.w + 2 * g.pw), gy.dtype)
@@ -397,4 +404,8 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding):
     _run_chunks(chunks, scratch, body, 2 * n * o * g.p * g.k, numba)
     if numba:
         return gx
-    return np.ascontiguousarray(gx[:, :, g.ph:g.ph + g.h, g.pw:g.pw + g.w])
+    gx = gx[:, :, g.ph:g.ph + g.h, g.pw:g.pw + g.w]
+    if out is not None:
+        out[...] = gx
+        return out
+    return np.ascontiguousarray(gx)

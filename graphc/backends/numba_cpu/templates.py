@@ -33,6 +33,9 @@ def conv_helpers():
     for fn in (conv._valid_range, conv._im2col_kernel, conv._col2im_kernel):
         src = textwrap.dedent(inspect.getsource(fn)).replace("_valid_range_nb(", "_valid_range(")
         parts.append("@njit(cache=True)\n" + src)
+    # The host conv kernels call the eager kernels (plain Python: no numba cache to go stale), which
+    # split the batch across graphc's threads with one BLAS thread each (see eager_kernels/conv.py).
+    parts.append("from graphc.eager_kernels import conv as _graphc_conv")
     return "\n\n".join(parts)
 
 
@@ -46,31 +49,19 @@ def pool_helpers():
 
 
 def conv2d_forward_host(g):
-    return """for n0 in range(0, {N}, {NB}):
-    _im2col_kernel(x, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
-    np.matmul(w2, cols, out=o)
-    # o is [O, b, P]; y wants [b, O, P]: a small in-cache transpose
-    y3[n0:n0 + {NB}] = o.reshape({O}, {NB}, {P}).transpose(1, 0, 2)""".format(**g)
+    return """_graphc_conv.conv2d(x, w2.reshape({O}, {C}, {KH}, {KW}), ({SH}, {SW}), ({PH}, {PW}), out=y3)""".format(**g)
 
 
 def conv2d_grad_weight_host(g):
     # gw.T[K, O] += cols_img @ gy[n].T, one GEMM per image (reads gy in place; this orientation ran
     # ~20% faster in OpenBLAS, see graphc/eager_kernels/conv.py)
-    return """acc[...] = 0
-for n0 in range(0, {N}, {NB}):
-    _im2col_kernel(x, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
-    for b in range({NB}):
-        np.matmul(cols[:, b * {P}:(b + 1) * {P}], gy3[n0 + b].T, out=part)
-        acc += part
-gw2[...] = acc.T""".format(**g)
+    return """gw2[...] = _graphc_conv.conv2d_grad_weight(gy3.reshape({N}, {O}, {OH}, {OW}), x, ({KH}, {KW}), ({SH}, {SW}),
+                                           ({PH}, {PW})).reshape({O}, {K})""".format(**g)
 
 
 def conv2d_grad_input_host(g):
-    return """gx[...] = 0
-for n0 in range(0, {N}, {NB}):
-    gyb.reshape({O}, {NB}, {P})[...] = gy3[n0:n0 + {NB}].transpose(1, 0, 2)
-    np.matmul(w2.T, gyb, out=gcols)
-    _col2im_kernel(gcols, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, gx)""".format(**g)
+    return """_graphc_conv.conv2d_grad_input(gy3.reshape({N}, {O}, {OH}, {OW}), w2.reshape({O}, {C}, {KH}, {KW}), ({H}, {W}),
+                               ({SH}, {SW}), ({PH}, {PW}), out=gx)""".format(**g)
 
 
 def geometry(x_shape, w_shape, stride, padding):

@@ -133,7 +133,11 @@ def _threads_local():
 
 
 def matmul(a, b):
-    """np.matmul, with small 2-D products on one BLAS thread (this thread only).   matmul(x, w.T)
+    """np.matmul, with small 2-D products on one BLAS thread.   matmul(x, w.T)
+
+    openblas_set_num_threads_local sets the library's thread count and returns the old one; it is
+    restored right after. (Two Python threads doing this at once may restore each other's value;
+    graphc.set_num_threads sets it again.)
 
     A multi-threaded OpenBLAS call waits for all its threads; with another process on a core that
     wait can last a scheduler slice (MLP's 64x784 @ 784x128: p90 40 ms at 2 threads, 0.16 ms at 1).

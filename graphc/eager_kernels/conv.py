@@ -282,16 +282,18 @@ def _run_chunks(chunks, make_scratch, body, flops, nogil):
 
     def run(i):
         work = make_scratch()
-        before = setter(1) if setter else None
-        try:
-            for n0, nb in chunks[i::workers]:
-                body(n0, nb, work)
-        finally:
-            if setter:
-                setter(before)
+        for n0, nb in chunks[i::workers]:
+            body(n0, nb, work)
         return work
 
-    return list(pool.map(run, range(workers)))
+    # openblas_set_num_threads_local sets the library's count (despite its name) and returns the old one:
+    # set it once around the whole split, not per worker, so that workers cannot restore each other's value.
+    before = setter(1) if setter else None
+    try:
+        return list(pool.map(run, range(workers)))
+    finally:
+        if setter:
+            setter(before)
 
 
 def conv2d(x, w, stride, padding, out=None):

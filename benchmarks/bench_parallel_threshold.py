@@ -22,40 +22,36 @@ from numba import njit, prange  # noqa: E402
 from graphc.cpu import BusyCore, cpu_description  # noqa: E402
 
 
-def _elementwise(x, y):
-    for i in range(x.shape[0]):
+# Each kernel's source, with LOOP standing for range (serial) or prange (parallel).
+ELEMENTWISE = """
+def kernel(x, y):
+    for i in LOOP(x.shape[0]):
         for j in range(x.shape[1]):
             v = x[i, j] * np.float32(1.5) + np.float32(0.25)
             y[i, j] = v if v > 0 else np.float32(0)
+"""
 
-
-def _elementwise_par(x, y):
-    for i in prange(x.shape[0]):
-        for j in range(x.shape[1]):
-            v = x[i, j] * np.float32(1.5) + np.float32(0.25)
-            y[i, j] = v if v > 0 else np.float32(0)
-
-
-def _rowsum(x, y):
-    for i in range(x.shape[0]):
+ROWSUM = """
+def kernel(x, y):
+    for i in LOOP(x.shape[0]):
         acc = np.float32(0)
         for j in range(x.shape[1]):
             acc += x[i, j]
         y[i] = acc
+"""
 
 
-def _rowsum_par(x, y):
-    for i in prange(x.shape[0]):
-        acc = np.float32(0)
-        for j in range(x.shape[1]):
-            acc += x[i, j]
-        y[i] = acc
+def _pair(source):
+    """(serial, parallel) njit kernels from one source."""
+    made = []
+    for loop, parallel in (("range", False), ("prange", True)):
+        scope = {"np": np, "prange": prange}
+        exec(source.replace("LOOP", loop), scope)   # noqa: S102  (our own source text above)
+        made.append(njit(fastmath=True, parallel=parallel)(scope["kernel"]))
+    return made
 
 
-KERNELS = {
-    "elementwise": (njit(fastmath=True)(_elementwise), njit(fastmath=True, parallel=True)(_elementwise_par), 2),
-    "row sum": (njit(fastmath=True)(_rowsum), njit(fastmath=True, parallel=True)(_rowsum_par), 1),
-}
+KERNELS = {"elementwise": (*_pair(ELEMENTWISE), 2), "row sum": (*_pair(ROWSUM), 1)}
 
 
 def _time(fn, args, reps):

@@ -256,29 +256,29 @@ def _chunks(g, itemsize):
     return [(n0, min(step, g.n - n0)) for n0 in range(0, g.n, step)], step
 
 
-# Below this many FLOPs a conv runs its chunks in the calling thread: thread hand-off costs ~0.1 ms.
-_SPLIT_MIN_FLOPS = 1 << 24
+# Below this many FLOPs a conv runs its chunks in the calling thread: handing work to another thread
+# costs ~0.1 ms on a quiet machine and a scheduler slice on a loaded one (conv1 of the seed CNN, 39
+# MFLOP, ran 1.3 ms in one thread against 28 ms split, with other processes busy).
+_SPLIT_MIN_FLOPS = 1 << 28
 _pool = {}   # {threads: ThreadPoolExecutor}, made on first use
 
 
 def _run_chunks(chunks, make_scratch, body, flops, nogil):
-    """body(n0, nb, work) for every chunk; split across graphc's threads when the conv is big enough.
+    """body(n0, nb, work) for every chunk, its GEMMs on one BLAS thread; big convs split across threads.
 
-    Batch split: each worker thread takes every T-th chunk with its own scratch, and runs its GEMMs on
-    one BLAS thread. Multi-threaded OpenBLAS on skinny conv GEMMs waits for its threads after every
-    call; one image range per thread has no such wait. Measured on conv2's forward (2 cores, the other
-    busy): 112 ms split against 1.6 s for one multi-threaded GEMM per chunk. Returns each worker's scratch.
+    Batch split: each worker thread takes every T-th chunk with its own scratch. Multi-threaded
+    OpenBLAS on skinny conv GEMMs waits for its threads after every call; one image range per thread
+    has no such wait. Measured on conv2's forward (2 cores, the other busy): 112 ms split against
+    1.6 s for one multi-threaded GEMM per chunk. Returns each worker's scratch.
     """
     from ..threads import _threads_local, get_num_threads
     workers = min(get_num_threads(), len(chunks))
-    if workers < 2 or flops < _SPLIT_MIN_FLOPS or not nogil:
-        work = make_scratch()
-        for n0, nb in chunks:
-            body(n0, nb, work)
-        return [work]
-    from concurrent.futures import ThreadPoolExecutor
-    pool = _pool.get(workers) or _pool.setdefault(workers, ThreadPoolExecutor(workers, "graphc-conv"))
-    setter = _threads_local()
+    split = workers >= 2 and flops >= _SPLIT_MIN_FLOPS and nogil
+    if not split:
+        workers = 1
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        pool = _pool.get(workers) or _pool.setdefault(workers, ThreadPoolExecutor(workers, "graphc-conv"))
 
     def run(i):
         work = make_scratch()
@@ -287,10 +287,11 @@ def _run_chunks(chunks, make_scratch, body, flops, nogil):
         return work
 
     # openblas_set_num_threads_local sets the library's count (despite its name) and returns the old one:
-    # set it once around the whole split, not per worker, so that workers cannot restore each other's value.
+    # set it once around the whole conv, not per worker, so that workers cannot restore each other's value.
+    setter = _threads_local()
     before = setter(1) if setter else None
     try:
-        return list(pool.map(run, range(workers)))
+        return list(pool.map(run, range(workers))) if split else [run(0)]
     finally:
         if setter:
             setter(before)

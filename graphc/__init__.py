@@ -8,6 +8,10 @@ import os as _os
 
 import numpy as _np
 
+from .threads import configure_runtime as _configure_runtime
+
+_configure_runtime()   # numba's threading layer and OpenMP's wait policy, before anything loads numba
+
 from . import ops  # noqa: F401  (fills the op table)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .device import accelerator, backends, cuda, device, xpu
@@ -39,8 +43,8 @@ LongTensor = Tensor
 
 
 if _os.environ.get("GRAPHC_NUM_THREADS"):
-    from .threads import set_num_threads as _set_num_threads
-    _set_num_threads(_np.int64(_os.environ["GRAPHC_NUM_THREADS"]).item())   # `int` is graphc.int (int32) below
+    from .threads import default_num_threads as _default_num_threads, set_num_threads as _set_num_threads
+    _set_num_threads(_default_num_threads())
 
 
 def get_default_dtype():
@@ -59,9 +63,9 @@ def __getattr__(name):
     if name in ("verify", "detect_anomaly", "debug"):
         debug = importlib.import_module("graphc.debug")   # not `from . import debug`: that asks this hook again
         return debug if name == "debug" else getattr(debug, name)
-    if name in ("set_num_threads",):
-        from .threads import set_num_threads
-        return set_num_threads
+    if name in ("set_num_threads", "get_num_threads"):
+        from . import threads
+        return getattr(threads, name)
     if name in ("save", "load"):
         from . import serialization
         return getattr(serialization, name)

@@ -11,7 +11,15 @@ import sys
 import threading
 import types
 
-_local = threading.local()
+
+
+class _Modes(threading.local):
+    """Per-thread modes; class attributes are the defaults, so a read is one plain attribute lookup."""
+    tracer = None
+    grad_enabled = True
+
+
+_local = _Modes()
 TRACE_LOCK = threading.RLock()
 # graphc.detect_anomaly(): False, or the checker `apply` calls on every eager result (graphc/debug/anomaly.py).
 anomaly = False
@@ -20,7 +28,7 @@ anomaly = False
 class _ContextModule(types.ModuleType):
     @property
     def tracer(self):
-        return getattr(_local, "tracer", None)
+        return _local.tracer
 
     @tracer.setter
     def tracer(self, value):
@@ -28,7 +36,7 @@ class _ContextModule(types.ModuleType):
 
     @property
     def grad_enabled(self):
-        return getattr(_local, "grad_enabled", True)
+        return _local.grad_enabled
 
     @grad_enabled.setter
     def grad_enabled(self, value):

@@ -1,56 +1,145 @@
-"""graphc.set_num_threads: one knob for the threads of every BLAS library loaded and of numba.
+"""One thread budget for BLAS and numba, all cores by default (as torch).
 
-    graphc.set_num_threads(1)      # like torch.set_num_threads; also GRAPHC_NUM_THREADS=1
+    graphc.set_num_threads(1)        # like torch.set_num_threads; GRAPHC_NUM_THREADS=1 does it at import
+    graphc.get_num_threads()         # -> 2 on a 2-core machine
+    default_num_threads(local_ranks=4)   # cores / processes per node, for one MPI rank
+
+Three things keep parallel numba loops and BLAS from spinning against each other:
+* one BLAS: numba kernels call numpy's OpenBLAS (backends/numba_cpu/blas.py), so a step has one
+  BLAS thread pool, not numpy's plus scipy's;
+* numba's OpenMP threads sleep when idle (OMP_WAIT_POLICY=PASSIVE): with OpenMP's default active
+  wait, a prange loop + sgemm + prange loop took 72 ms median against 16 ms passive (2 cores; see
+  benchmarks/bench_wait_policy.py), and 120 ms against 47 ms with a busy process on one core;
+* the same thread count for every pool, set through threadpoolctl.
+`configure_runtime` sets the environment for the first two before numba loads; a user's own
+OMP_WAIT_POLICY / NUMBA_THREADING_LAYER(_PRIORITY) wins, and GRAPHC_THREADING=as-is leaves all alone.
 """
+from __future__ import annotations
+
 import os
+import sys
+
+import numpy as np
 
 from .backends import set_kernel_threads
+from .cpu import usable_cores
 
-_BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
-                 "openblas_set_num_threads", "MKL_Set_Num_Threads", "bli_thread_set_num_threads")
+_current = None   # the budget last set (None: never set in this process)
+
+# omp first: it survives concurrent calls from several Python threads (workqueue aborts the process);
+# tbb last: its pip wheel's libtbb is often outside the loader path.
+THREADING_LAYER_PRIORITY = "omp workqueue tbb"
+
+
+def configure_runtime():
+    """Choose numba's threading layer and OpenMP's wait policy; call before numba loads its thread pool."""
+    if os.environ.get("GRAPHC_THREADING", "") == "as-is":
+        return
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        os.environ.setdefault("NUMBA_THREADING_LAYER_PRIORITY", THREADING_LAYER_PRIORITY)
+        numba_config = getattr(sys.modules.get("numba.core.config"), "THREADING_LAYER_PRIORITY", None)
+        if numba_config is not None:   # numba already imported: its pool starts at the first prange launch
+            sys.modules["numba.core.config"].THREADING_LAYER_PRIORITY = THREADING_LAYER_PRIORITY.split()
+
+
+def default_num_threads(local_ranks=1):
+    """GRAPHC_NUM_THREADS, or the usable cores shared among `local_ranks` processes on this node."""
+    env = os.environ.get("GRAPHC_NUM_THREADS", "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"GRAPHC_NUM_THREADS={env!r} is not a whole number\n"
+                             f"help: set it to a thread count such as 1 or {usable_cores()}") from None
+        if n < 1:
+            raise ValueError(f"GRAPHC_NUM_THREADS={env!r} must be at least 1")
+        return n
+    return max(1, usable_cores() // max(1, int(local_ranks)))
+
+
+def get_num_threads():
+    """The thread budget in effect: the last set_num_threads, or the default (all usable cores)."""
+    return _current if _current is not None else default_num_threads()
 
 
 def set_num_threads(n):
-    """Use n threads in every BLAS library loaded (numpy's and scipy's, which compiled kernels call) and in numba.
+    """Use n threads in every BLAS / OpenMP pool loaded (threadpoolctl) and in numba's parallel loops.
 
-    Why: the seed models' matmuls are small (64x784 @ 784x128), and a multi-threaded OpenBLAS
-    busy-waits for its threads; when another process holds a core, a step gets 20-30x slower
-    (measured on a 2-core machine: 1.3 ms -> 32 ms per eager MLP step).  One thread never has
-    that cliff.  Returns the libraries changed, for the summary.
+    Returns the libraries changed, e.g. ['libscipy_openblas64_-32a4b2a6.so (openblas)'].
     """
-    import ctypes
-    try:   # the BLAS that numba's matmul kernels call is scipy's: load it now so that it is limited too
+    global _current
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
+    try:   # scipy's OpenBLAS (the one numba's own np.dot reaches): load it now so it is limited too
         import scipy.linalg.cython_blas  # noqa: F401
     except ImportError:
         pass
     changed = []
-    for path in _loaded_libraries(("openblas", "mkl_rt", "blis")):
+    for lib in _controllers():
         try:
-            lib = ctypes.CDLL(path)
-        except OSError:
+            lib.set_num_threads(n)
+            changed.append(f"{os.path.basename(lib.filepath)} ({lib.internal_api})")
+        except Exception:   # a library threadpoolctl can see but not steer: leave it at its default
             continue
-        for name in _BLAS_SETTERS:
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn.argtypes = [ctypes.c_int]
-                fn.restype = None
-                fn(int(n))
-                changed.append(os.path.basename(path))
-                break
     set_kernel_threads(n)
+    _current = n
     return changed
 
 
-def _loaded_libraries(keywords):
-    found = []
-    try:
-        with open("/proc/self/maps") as fh:
-            for line in fh:
-                parts = line.split()
-                if len(parts) >= 6 and parts[-1].startswith("/") and ".so" in parts[-1]:
-                    name = os.path.basename(parts[-1]).lower()
-                    if any(k in name for k in keywords) and parts[-1] not in found:
-                        found.append(parts[-1])
-    except OSError:   # not Linux: leave the libraries at their defaults
-        pass
-    return found
+def blas_pools():
+    """[(library file, api, threads)] of every thread pool loaded: what the bench prints under its table."""
+    return [(os.path.basename(lib.filepath), lib.internal_api, lib.num_threads) for lib in _controllers()]
+
+
+def _controllers():
+    # threadpoolctl finds every loaded BLAS / OpenMP runtime (numpy's and scipy's OpenBLAS, MKL, BLIS, libgomp)
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController().lib_controllers
+
+
+# --- small GEMMs on one thread ---------------------------------------------------------------------
+
+SMALL_GEMM = 1 << 24   # multiply-adds; the same cut as the compiled kernels' (backends/numba_cpu/blas.py)
+_local_setter = []     # [ctypes function or None], looked up on first use
+
+
+def _threads_local():
+    if not _local_setter:
+        fn = None
+        try:
+            import ctypes
+            import glob
+            site = os.path.dirname(os.path.dirname(np.__file__))
+            paths = sorted(glob.glob(os.path.join(site, "numpy.libs", "libscipy_openblas64_*.so*")))
+            if paths:
+                fn = getattr(ctypes.CDLL(paths[0]), "openblas_set_num_threads_local", None)
+                if fn is not None:
+                    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+        except OSError:
+            fn = None
+        _local_setter.append(fn)
+    return _local_setter[0]
+
+
+def matmul(a, b):
+    """np.matmul, with small 2-D products on one BLAS thread.   matmul(x, w.T)
+
+    openblas_set_num_threads_local sets the library's thread count and returns the old one; it is
+    restored right after. (Two Python threads doing this at once may restore each other's value;
+    graphc.set_num_threads sets it again.)
+
+    A multi-threaded OpenBLAS call waits for all its threads; with another process on a core that
+    wait can last a scheduler slice (MLP's 64x784 @ 784x128: p90 40 ms at 2 threads, 0.16 ms at 1).
+    """
+    if a.ndim == 2 and b.ndim == 2 and a.shape[0] * a.shape[1] * b.shape[-1] < SMALL_GEMM:
+        setter = _threads_local()
+        if setter is not None:
+            before = setter(1)
+            try:
+                return np.matmul(a, b)
+            finally:
+                setter(before)
+    return np.matmul(a, b)
+

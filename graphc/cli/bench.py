@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 
+from ..threads import default_num_threads
 from .common import (add_backend_option, add_threads_option, call_as_user, check_backend, compile_seconds, median_ms,
                      non_negative_int, positive_int, quiet_numba_warnings, set_threads, time_interleaved)
 from .models import DEFAULTS, MODELS, build
@@ -49,8 +50,12 @@ def add_arguments(p):
                    help="skip the warm-compile probe (a subprocess that compiles the step again from the cache)")
     p.add_argument("--fresh-cache", action="store_true",
                    help="compile into an empty temporary kernel cache, so that 'cold' is a true cold compile")
-    # Both cores by default, as the benchmark targets are stated for ("both cores in use").
-    add_threads_option(p, default=os.cpu_count() or 1)
+    add_threads_option(p)
+    p.add_argument("--busy", action="store_true",
+                   help="time with a busy-loop process on one core (contention); --model all adds such a pass itself")
+    p.add_argument("--profile", action="store_true",
+                   help="also list each kernel of the compiled step and each op of the eager step: time, FLOPs, "
+                        "bytes, GFLOP/s, GB/s and the share of this machine's measured sgemm peak or bandwidth")
     p.add_argument("--quiet", action="store_true", help="no progress notes on stderr")
     # Internal: the subprocess behind the "warm" column.  Prints one JSON line and exits.
     p.add_argument("--_warm-probe", dest="warm_probe", action="store_true", help=argparse.SUPPRESS)
@@ -59,25 +64,70 @@ def add_arguments(p):
 def run(args):
     check_backend(args.backend)
     quiet_numba_warnings()
+    args.threads = args.threads or default_num_threads()
     set_threads(args.threads)
     models = MODELS if args.model == "all" else (args.model,)
     if args.warm_probe:
         return _warm_probe(args, models[0])
     torch = None if args.no_torch else _import_torch()
-    if torch is not None:
-        torch.set_num_threads(args.threads)   # the same thread budget for every contestant
     fresh = tempfile.mkdtemp(prefix="graphc-bench-cache-") if args.fresh_cache else None
+    from ..cpu import BusyCore, cpu_description
+    from ..threads import blas_pools
+    print(cpu_description())
     try:
-        rows = []
-        for model in models:
-            rows.extend(measure(model, args.batch_size or DEFAULTS[model]["batch_size"],
-                                args.steps or DEFAULT_STEPS[model], args.warmup, args.backend, torch,
-                                warm=not args.no_warm, cache_dir=fresh, quiet=args.quiet))
+        first_rows = None
+        for n, (label, threads, busy) in enumerate(_passes(args)):
+            set_threads(threads)
+            if torch is not None:
+                torch.set_num_threads(threads)   # the same thread budget for every contestant
+            rows = []
+            with BusyCore(enabled=busy):
+                for model in models:
+                    rows.extend(measure(model, args.batch_size or DEFAULTS[model]["batch_size"],
+                                        args.steps or DEFAULT_STEPS[model], args.warmup, args.backend, torch,
+                                        warm=not args.no_warm and n == 0, cache_dir=fresh, quiet=args.quiet))
+            first_rows = first_rows or rows
+            print(f"\n== {label} ==")
+            print(format_table(rows, torch_note=_torch_note(torch, args.no_torch)))
+            print("  thread pools: " + ", ".join(f"{lib} ({api}) {k}" for lib, api, k in blas_pools()))
     finally:
         if fresh:
             shutil.rmtree(fresh, ignore_errors=True)
-    print(format_table(rows, torch_note=_torch_note(torch, args.no_torch)))
+    if args.profile:
+        set_threads(args.threads)
+        for model in models:
+            print()
+            print(profile_model(model, args.batch_size or DEFAULTS[model]["batch_size"], args.backend,
+                                {r["runner"]: r["median_ms"] / 1e3 for r in first_rows if r["model"] == model}))
     return 0
+
+
+def _passes(args):
+    """(label, threads, busy core?) of each timed pass: --model all adds one thread and a busy core."""
+    main = (f"{args.threads} thread{'s' if args.threads != 1 else ''}" + (", busy core" if args.busy else ""),
+            args.threads, args.busy)
+    passes = [main]
+    if args.model == "all" and not args.busy:
+        if args.threads > 1:
+            passes.append(("1 thread each", 1, False))
+        passes.append((f"{args.threads} threads, a busy-loop process on one core", args.threads, True))
+    return passes
+
+
+def profile_model(model, batch_size, backend, step_seconds):
+    """The --profile tables of one model: compiled kernels, then eager ops."""
+    import graphc
+    from .profile import format_profile, machine_peaks, profile_compiled, profile_eager
+    peaks = machine_peaks()
+    x_np, y_np = make_batch(batch_size)
+    x, y = graphc.tensor(x_np), graphc.tensor(y_np)
+    _, step_e, _, compiled = _graphc_contestants(model, batch_size, backend)
+    compiled_s = next((s for name, s in step_seconds.items() if name.startswith("graphc compiled")), None)
+    parts = [format_profile(profile_compiled(compiled, x, y), peaks, f"{model}: compiled step ({backend}), per kernel",
+                            compiled_s),
+             format_profile(profile_eager(step_e, x, y), peaks, f"{model}: eager step, per op (forward and backward)",
+                            step_seconds.get("graphc eager"))]
+    return "\n\n".join(parts)
 
 
 def _import_torch():
@@ -144,7 +194,8 @@ def measure(model, batch_size, steps, warmup, backend, torch=None, warm=True, ca
     rows = []
     for name, samples in times.items():
         row = {"model": model, "batch": batch_size, "runner": name, "median_ms": median_ms(samples),
-               "min_ms": min(samples) * 1e3, "steps": len(samples)}
+               "min_ms": min(samples) * 1e3, "steps": len(samples),
+               "p90_ms": sorted(samples)[int(0.9 * (len(samples) - 1))] * 1e3}
         if name.startswith("graphc compiled"):
             row.update(cold_s=cold_s, cold_cache=stats.get("cache"), compile_s=compile_seconds(stats),
                        warm_s=warm_s, warm_cache=warm_cache, recompiles=len(stats.get("recompiles", [])))
@@ -220,7 +271,7 @@ def _fmt_compile(seconds, cache):
 
 def format_table(rows, torch_note=""):
     """The rows as an aligned text table, with the ratios to torch eager and to graphc eager."""
-    headers = ["model", "batch", "runner", "ms/step", "min ms", "samples/s", "speed vs torch", "vs graphc eager",
+    headers = ["model", "batch", "runner", "ms/step", "min ms", "p90/median", "samples/s", "speed vs torch", "vs graphc eager",
                "compile cold", "compile warm"]
     table = []
     for model in dict.fromkeys(r["model"] for r in rows):
@@ -230,6 +281,7 @@ def format_table(rows, torch_note=""):
         for r in mine:
             compiled = "cold_s" in r
             table.append([r["model"], str(r["batch"]), r["runner"], f"{r['median_ms']:.2f}", f"{r['min_ms']:.2f}",
+                          f"{r['p90_ms'] / r['median_ms']:.2f}",
                           f"{r['batch'] / (r['median_ms'] / 1e3):,.0f}",
                           f"{torch_ms / r['median_ms']:.2f}x" if torch_ms else "-",
                           f"{eager_ms / r['median_ms']:.2f}x" if eager_ms else "-",

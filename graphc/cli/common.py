@@ -175,11 +175,11 @@ def set_threads(n):
     return set_num_threads(n)
 
 
-def add_threads_option(p, default=1):
-    shown = "1; under mpiexec, cores / ranks on this host" if default is None else "%(default)s"
-    p.add_argument("--threads", type=positive_int, default=default, metavar="N",
-                   help=f"threads for BLAS (numpy's and scipy's), numba kernels and torch (default {shown}); "
-                        "1 avoids the multi-threaded BLAS slowdown on small matmuls when other processes share the CPU")
+def add_threads_option(p):
+    """--threads; unset, graphc's budget applies: GRAPHC_NUM_THREADS, else all usable cores (as torch)."""
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="threads for BLAS, numba kernels and torch (default: GRAPHC_NUM_THREADS, else all usable "
+                        "cores; under mpiexec, cores / ranks on this host)")
 
 
 def call_as_user(fn, *args):

@@ -34,6 +34,7 @@ import sys
 import time
 
 from ..fileio import write_atomic
+from ..threads import default_num_threads
 from .common import (CLIError, add_backend_option, add_threads_option, call_as_user, check_backend,
                      check_writable_file, compile_seconds, first_line, is_tty, median_ms, non_negative_float,
                      non_negative_int, positive_float, positive_int, quiet_numba_warnings, resolve_data_root,
@@ -79,7 +80,7 @@ def add_arguments(p):
     p.add_argument("--bench-steps", type=non_negative_int, default=None, metavar="N",
                    help="steps of each kind timed for the eager-vs-compiled summary, 0 to skip it; "
                         "default: mlp 20, cnn 5")
-    add_threads_option(p, default=None)
+    add_threads_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar or compile notes (stderr)")
 
 
@@ -124,7 +125,11 @@ class Trainer:
         if not args.eager or self.bench_steps:
             check_backend(self.backend)
         quiet_numba_warnings()
-        set_threads(args.threads or default_threads(self.world))
+        # Under mpiexec each rank takes cores / ranks-on-this-host: MPICH pins nothing, so the ranks' BLAS
+        # and numba pools would otherwise fight over the same cores. GRAPHC_NUM_THREADS wins over both.
+        local = self.dist.local_world_size() if self.world > 1 else 1
+        args.threads = args.threads or default_num_threads(local_ranks=local)
+        set_threads(args.threads)
 
         graphc.manual_seed(args.seed)
         self.net, self.criterion, self.optimizer, self.step = build(self.model, graphc, lr=lr, momentum=momentum)
@@ -349,13 +354,23 @@ class Trainer:
             t = time.perf_counter()
             call_as_user(compiled, x, y).item()
             self.compile_note = _compile_text(compiled.stats(), time.perf_counter() - t)
-        times = time_interleaved({"eager": lambda: self.step(x, y).item(),
-                                  "compiled": lambda: compiled(x, y).item()}, self.bench_steps)
+        runners = {"eager": lambda: self.step(x, y).item(), "compiled": lambda: compiled(x, y).item()}
+        from .bench import _import_torch, _torch_runner
+        torch = _import_torch()
+        if torch is not None:   # torch's figure beside ours, at the same thread budget
+            torch.set_num_threads(self.args.threads)
+            runners["torch"] = _torch_runner(torch, self.model, self.net, x.numpy(), y.numpy())
+        times = time_interleaved(runners, self.bench_steps)
         eager, comp = median_ms(times["eager"]), median_ms(times["compiled"])
         ratio = eager / comp if comp > 0 else math.nan
+        torch_text = ""
+        if "torch" in times:
+            t_ms = median_ms(times["torch"])
+            torch_text = f", torch eager {t_ms:.2f} ms (compiled {t_ms / comp:.2f}x torch, eager {t_ms / eager:.2f}x)"
         self.print(f"  step time       eager {eager:.2f} ms, compiled ({self.backend}) {comp:.2f} ms: "
-                   f"compiled {ratio:.2f}x {'faster' if ratio >= 1 else 'slower'} "
-                   f"(median of {self.bench_steps} interleaved steps each, batch {self.batch_size})")
+                   f"compiled {ratio:.2f}x {'faster' if ratio >= 1 else 'slower'}{torch_text} "
+                   f"(median of {self.bench_steps} interleaved steps each, batch {self.batch_size}, "
+                   f"{self.args.threads} thread{'s' if self.args.threads != 1 else ''})")
         if self.compile_note:
             self.print(f"  compile         {self.compile_note}")
         recompiles = compiled.stats().get("recompiles") or []
@@ -378,18 +393,6 @@ def _join_mpi_launch():
     if dist.launched_by_mpi() and not dist.is_initialized():
         dist.init_process_group(backend="mpi")
     return dist
-
-
-def default_threads(world):
-    """1 thread for a lone process; under mpiexec each rank takes cores / ranks-on-this-host (at least 1),
-    so that the ranks' BLAS and numba pools do not fight over the same cores (MPICH pins nothing).
-    GRAPHC_NUM_THREADS, when set, wins over both."""
-    if os.environ.get("GRAPHC_NUM_THREADS", "").isdigit():
-        return max(1, int(os.environ["GRAPHC_NUM_THREADS"]))
-    if world == 1:
-        return 1
-    from .. import distributed as dist
-    return max(1, (os.cpu_count() or 1) // dist.local_world_size())
 
 
 def _compile_text(stats, first_call_s):

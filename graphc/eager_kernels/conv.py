@@ -21,9 +21,9 @@ the MNIST CNN, x[100,32,26,26], w[64,32,3,3], float32):
   offsets numba adds a negative-index wraparound select to every access,
   which blocks vectorisation (that copy loop ran ~9x slower; per-row array
   views avoid it too but cost ~2x in view set-up for 24-element rows).
-* graphc's numba backend copies valid_range, im2col_loop and
-  col2im_loop's source into its generated modules: keep them
-  self-contained (numpy as np, and valid_range_nb only).
+* graphc's numba backend calls conv2d, conv2d_grad_weight and
+  conv2d_grad_input from its host conv kernels (with out= where it has
+  planned the output's storage).
 """
 
 import numpy as np
@@ -256,8 +256,51 @@ def _chunks(g, itemsize):
     return [(n0, min(step, g.n - n0)) for n0 in range(0, g.n, step)], step
 
 
-def conv2d(x, w, stride, padding):
-    """y[N,O,OH,OW] = conv of x[N,C,H,W] with w[O,C,KH,KW], e.g. conv2d(x, w, (1, 1), (0, 0))."""
+# Below this many FLOPs a conv runs its chunks in the calling thread: handing work to another thread
+# costs ~0.1 ms on a quiet machine and a scheduler slice on a loaded one (conv1 of the seed CNN, 39
+# MFLOP, ran 1.3 ms in one thread against 28 ms split, with other processes busy).
+_SPLIT_MIN_FLOPS = 1 << 28
+_pool = {}   # {threads: ThreadPoolExecutor}, made on first use
+
+
+def _run_chunks(chunks, make_scratch, body, flops, nogil):
+    """body(n0, nb, work) for every chunk, its GEMMs on one BLAS thread; big convs split across threads.
+
+    Batch split: each worker thread takes every T-th chunk with its own scratch. Multi-threaded
+    OpenBLAS on skinny conv GEMMs waits for its threads after every call; one image range per thread
+    has no such wait. Measured on conv2's forward (2 cores, the other busy): 112 ms split against
+    1.6 s for one multi-threaded GEMM per chunk. Returns each worker's scratch.
+    """
+    from ..threads import _threads_local, get_num_threads
+    workers = min(get_num_threads(), len(chunks))
+    split = workers >= 2 and flops >= _SPLIT_MIN_FLOPS and nogil
+    if not split:
+        workers = 1
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        pool = _pool.get(workers) or _pool.setdefault(workers, ThreadPoolExecutor(workers, "graphc-conv"))
+
+    def run(i):
+        work = make_scratch()
+        for n0, nb in chunks[i::workers]:
+            body(n0, nb, work)
+        return work
+
+    # openblas_set_num_threads_local sets the library's count (despite its name) and returns the old one:
+    # set it once around the whole conv, not per worker, so that workers cannot restore each other's value.
+    setter = _threads_local()
+    before = setter(1) if setter else None
+    try:
+        return list(pool.map(run, range(workers))) if split else [run(0)]
+    finally:
+        if setter:
+            setter(before)
+
+
+def conv2d(x, w, stride, padding, out=None):
+    """y[N,O,OH,OW] = conv of x[N,C,H,W] with w[O,C,KH,KW], e.g. conv2d(x, w, (1, 1), (0, 0)).
+
+    out: a C-contiguous array of y's size and dtype to write into (compiled steps pass their buffer)."""
     x = _c_array(x)
     w = _c_array(w, x.dtype)
     n, c, h, wd = x.shape
@@ -265,18 +308,22 @@ def conv2d(x, w, stride, padding):
     if c_w != c:
         raise ValueError(f"conv2d: input has {c} channels, weight expects {c_w}")
     g = _Geometry(n, c, (h, wd), o, (kh, kw), stride, padding)
-    y = np.empty((n, o, g.p), x.dtype)
+    y = np.empty((n, o, g.p), x.dtype) if out is None else out.reshape(n, o, g.p)
     chunks, step = _chunks(g, x.itemsize)
-    cols = _Scratch(g.k, step * g.p, x.dtype)
-    out = _Scratch(o, step * g.p, x.dtype)
     w2 = w.reshape(o, g.k)
     im2col = _Im2col(x, g)
-    for n0, nb in chunks:
-        cols_b, out_b = cols.get(nb * g.p), out.get(nb * g.p)
+
+    def scratch():
+        return _Scratch(g.k, step * g.p, x.dtype), _Scratch(o, step * g.p, x.dtype)
+
+    def body(n0, nb, work):
+        cols_b, out_b = work[0].get(nb * g.p), work[1].get(nb * g.p)
         im2col(n0, nb, cols_b)
         np.matmul(w2, cols_b, out=out_b)
         # out is [O, b, P]; y wants [b, O, P]. A small in-cache transpose.
         y[n0:n0 + nb] = out_b.reshape(o, nb, g.p).transpose(1, 0, 2)
+
+    _run_chunks(chunks, scratch, body, 2 * n * o * g.p * g.k, im2col.numba)
     return y.reshape(n, o, g.oh, g.ow)
 
 
@@ -291,13 +338,14 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding):
         raise ValueError(f"conv2d_grad_weight: gy shape {gy.shape} does not "
                          f"match {(n, o, g.oh, g.ow)}")
     chunks, step = _chunks(g, x.itemsize)
-    cols = _Scratch(g.k, step * g.p, x.dtype)
-    part = np.empty((g.k, o), x.dtype)
-    gw_t = np.zeros((g.k, o), x.dtype)
     gy3 = gy.reshape(n, o, g.p)
     im2col = _Im2col(x, g)
-    for n0, nb in chunks:
-        cols_b = cols.get(nb * g.p)
+
+    def scratch():   # each worker sums its own images' gw.T; the partial sums are added at the end
+        return _Scratch(g.k, step * g.p, x.dtype), np.empty((g.k, o), x.dtype), np.zeros((g.k, o), x.dtype)
+
+    def body(n0, nb, work):
+        cols_b, part, acc = work[0].get(nb * g.p), work[1], work[2]
         im2col(n0, nb, cols_b)
         # One GEMM per image, gw.T += cols_img @ gy[n].T, reads gy in place.
         # A GEMM per chunk would need gy transposed to [O, b*P] first: same
@@ -306,12 +354,19 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding):
         # than gy[n] @ cols_img.T. numpy has no GEMM beta=1: add the parts.
         for b in range(nb):
             np.matmul(cols_b[:, b * g.p:(b + 1) * g.p], gy3[n0 + b].T, out=part)
-            gw_t += part
+            acc += part
+
+    works = _run_chunks(chunks, scratch, body, 2 * n * o * g.p * g.k, im2col.numba)
+    gw_t = works[0][2]
+    for work in works[1:]:
+        gw_t += work[2]
     return np.ascontiguousarray(gw_t.T).reshape(o, c, g.kh, g.kw)
 
 
-def conv2d_grad_input(gy, w, input_hw, stride, padding):
-    """gx[N,C,H,W] of conv2d for output grad gy, e.g. conv2d_grad_input(gy, w, (28, 28), (1, 1), (0, 0))."""
+def conv2d_grad_input(gy, w, input_hw, stride, padding, out=None):
+    """gx[N,C,H,W] of conv2d for output grad gy, e.g. conv2d_grad_input(gy, w, (28, 28), (1, 1), (0, 0)).
+
+    out: a C-contiguous [N,C,H,W] array of gy's dtype to write into (used when numba runs the kernels)."""
     gy = _c_array(gy)
     w = _c_array(w, gy.dtype)
     n, o = gy.shape[:2]
@@ -324,17 +379,22 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding):
                          f"match {(n, o, g.oh, g.ow)}")
     numba = use_numba(gy.dtype)
     # numba's col2im skips padding; numpy's adds into a padded buffer.
-    if numba:
+    if numba and out is not None:
+        gx = out
+        gx[...] = 0
+    elif numba:
         gx = np.zeros((n, c, g.h, g.w), gy.dtype)
     else:
         gx = np.zeros((n, c, g.h + 2 * g.ph, g.w + 2 * g.pw), gy.dtype)
     chunks, step = _chunks(g, gy.itemsize)
-    gcols = _Scratch(g.k, step * g.p, gy.dtype)
-    gy_t = _Scratch(o, step * g.p, gy.dtype)
     w_t = w.reshape(o, g.k).T
     gy3 = gy.reshape(n, o, g.p)
-    for n0, nb in chunks:
-        gcols_b, gy_b = gcols.get(nb * g.p), gy_t.get(nb * g.p)
+
+    def scratch():
+        return _Scratch(g.k, step * g.p, gy.dtype), _Scratch(o, step * g.p, gy.dtype)
+
+    def body(n0, nb, work):   # chunks write disjoint images of gx: workers never touch the same rows
+        gcols_b, gy_b = work[0].get(nb * g.p), work[1].get(nb * g.p)
         gy_b.reshape(o, nb, g.p)[...] = gy3[n0:n0 + nb].transpose(1, 0, 2)
         np.matmul(w_t, gy_b, out=gcols_b)
         if numba:
@@ -343,6 +403,12 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding):
         else:
             _col2im_numpy(gcols_b, gx[n0:n0 + nb], g.kh, g.kw, g.sh, g.sw,
                           g.oh, g.ow)
+
+    _run_chunks(chunks, scratch, body, 2 * n * o * g.p * g.k, numba)
     if numba:
         return gx
-    return np.ascontiguousarray(gx[:, :, g.ph:g.ph + g.h, g.pw:g.pw + g.w])
+    gx = gx[:, :, g.ph:g.ph + g.h, g.pw:g.pw + g.w]
+    if out is not None:
+        out[...] = gx
+        return out
+    return np.ascontiguousarray(gx)

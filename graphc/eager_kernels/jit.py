@@ -32,7 +32,7 @@ def njit(fn):
     """
     if _numba_njit is None:
         return None
-    return _numba_njit(cache=True)(fn)
+    return _numba_njit(cache=True, nogil=True)(fn)   # nogil: the conv kernels run on several threads
 
 
 def use_numba(dtype):

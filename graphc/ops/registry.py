@@ -154,6 +154,8 @@ def fmt_shape(shape):
 
 def broadcast_shapes(op, *shapes):
     """numpy's broadcasting rule, with graphc's error.  broadcast_shapes('add', (3,1), (4,)) -> (3, 4)"""
+    if len(shapes) == 2 and shapes[0] == shapes[1]:   # the common case, on every eager op: skip the axis walk
+        return tuple(shapes[0])
     ndim = max(len(s) for s in shapes)
     out = []
     for axis in range(-ndim, 0):
@@ -176,6 +178,8 @@ def require_float(op, *types):
 
 
 def same_dtype(op, *types):
+    if len(types) == 2 and types[0].dtype == types[1].dtype:   # fast path for eager dispatch
+        return types[0].dtype
     dtypes = {t.dtype for t in types}
     if len(dtypes) > 1:
         raise DTypeError(op, f"operands have different dtypes: {', '.join(str(t.dtype) for t in types)}",

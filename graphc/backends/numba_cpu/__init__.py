@@ -148,18 +148,17 @@ class Runner:
         self.source_text = source
         self.cache_dir = cache_dir
         self.pools = [np.empty(max(n, 1), dtype) for dtype, n in plan.pools]
-        self.scratch = [np.empty(shape, dtype) for shape, dtype in emitter.scratch]
         self.consts = list(emitter.consts)
         self.names = value_names(graph)
         t = time.perf_counter()
         self.module = load_module(source, cache_dir)
         phases["import"] = time.perf_counter() - t
         self.stats = {"phases": phases, "kernels": len(fused.kernels), "kernel_compile_s": {},
-                      "pool_bytes": int(sum(p.nbytes for p in self.pools) + sum(s.nbytes for s in self.scratch)),
+                      "pool_bytes": int(sum(p.nbytes for p in self.pools)),
                       "cache": "unknown"}
         self._getters = [self._getter(v) for v in graph.outputs]
         self._update_getters = [self._getter(new) for _, new in graph.updates]
-        # The driver's parameters after the inputs: consts, one shaped array per planned value, scratch.
+        # The driver's parameters after the inputs: consts, one shaped array per planned value, extern impls.
         # Arrays that do not depend on the inputs are made once; views of inputs are made per call.
         self._args = list(self.consts)
         self._dynamic = []
@@ -167,7 +166,6 @@ class Runner:
             getter = self._getter(param) if not isinstance(param, tuple) else _reshaped(self._getter(param[0]), param[1])
             self._dynamic.append((len(self._args), getter)) if getattr(getter, "dynamic", False) else None
             self._args.append(None if getattr(getter, "dynamic", False) else getter(None))
-        self._args.extend(self.scratch)
         self._args.extend(fn for _, fn in emitter.externs)
 
     # --- results -----------------------------------------------------------------------------

@@ -27,9 +27,10 @@ from ...ops import OPS
 from ..codegen import IndentedBuffer
 from ..codegen.names import ir_line, param_name
 from ..codegen.scalar import NP_TYPE, expr, identity, literal_of, typed
-from . import templates
+from . import blas, templates
 
 PARALLEL_MIN_ELEMENTS = 1 << 17   # below this a prange launch (~2 us idle, far more on a busy machine) costs more than it saves
+# (benchmarks/bench_parallel_threshold.py measures the crossover; see parallel_reason)
 # Serial kernels are inlined into the driver at numba's IR level: one function to compile instead of
 # dozens cuts a cold compile ~2x (numba's per-function overhead dominates small kernels), while the
 # source keeps one readable function per kernel.
@@ -42,8 +43,13 @@ OUT_OF_LINE_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST)'
 PARALLEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, parallel=True)'
 
 
+def parallel_reason():
+    """Why a kernel's outer loop is a prange: the comment generated source carries."""
+    return f"GRAPHC_PARALLEL on and at least {PARALLEL_MIN_ELEMENTS:,} elements, where threads pay for their launch"
+
+
 class ModuleEmitter:
-    """Builds the source text; `.consts` and `.scratch` tell the runner what extra arrays to pass."""
+    """Builds the source text; `.consts`, `.params` and `.externs` tell the runner what else to pass."""
 
     def __init__(self, fused, plan, name):
         self.fused = fused
@@ -52,7 +58,6 @@ class ModuleEmitter:
         self.name = name
         self.names = value_names(self.graph)
         self.consts = []          # arrays the runner passes as const{j}
-        self.scratch = []         # (n_elements, dtype) the runner allocates as scratch{j}
         self.const_index = {}
         self.kernel_locs = {}     # kernel name -> loc of its first node (for runtime errors)
         self.kernel_nodes = {}    # kernel name -> its nodes (for error messages)
@@ -61,6 +66,7 @@ class ModuleEmitter:
         self.uses_uniform = False
         self.uses_conv = False
         self.uses_pool = False
+        self.uses_blas = False
         # Planned buffers and views reach the driver as arrays the runner shaped once (a reshape or
         # np.transpose inside the driver costs seconds of numba compile time for their error paths).
         self.params = {}
@@ -111,6 +117,9 @@ class ModuleEmitter:
         body = IndentedBuffer()
         self.steps = []            # ("njit" | "host", call line), in execution order
         self._emit_kernels(body)
+        if self.uses_blas:
+            out.lines_from(blas.module_prelude())
+            out.line("")
         if self.uses_uniform:
             out.lines_from(templates.UNIFORM)
             out.line("")
@@ -122,7 +131,7 @@ class ModuleEmitter:
             out.line("")
         out.lines_from(body.getvalue())
         args = list(self.input_names) + [f"const{j}" for j in range(len(self.consts))] \
-            + list(self.params) + [f"scratch{j}" for j in range(len(self.scratch))] + [name for name, _ in self.externs]
+            + list(self.params) + [name for name, _ in self.externs]
         out.line("")
         self._emit_driver(out, args)
         return out.getvalue()
@@ -205,6 +214,8 @@ class ModuleEmitter:
         body.level += 1
         for node in k.nodes:
             body.line("# " + ir_line(node, self.names))
+        if parallel:
+            body.line(f"# parallel: the outer loop is a prange ({parallel_reason()})")
 
     def _call(self, k, args, host=False):
         self.steps.append(("host" if host else "njit", f"{k.name}({', '.join(args)})"))
@@ -457,7 +468,8 @@ class ModuleEmitter:
             base = self._transposed_base(v) if not batch else None
             args.append(self.var(base) if base is not None else self.var(v))
             names.append(f"{name}.T" if base is not None else sub(v, name))
-        body.line(f"np.dot({names[0]}, {names[1]}, {out_idx})")
+        self.uses_blas = True   # numpy's OpenBLAS, the one pool numpy's own matmuls use too (see blas.py)
+        body.line(f"_graphc_gemm({names[0]}, {names[1]}, {out_idx})")
         body.level -= len(batch) + 1
         self._call(k, args + [self.var(node.out)])
 
@@ -468,11 +480,6 @@ class ModuleEmitter:
             return None
         base = node.inputs[0]
         return base if self._contiguous(base) else None
-
-    def _scratch(self, shape, dtype):
-        """A persistent work array the runner allocates once, already shaped."""
-        self.scratch.append((tuple(int(d) for d in shape), np.dtype(dtype)))
-        return f"scratch{len(self.scratch) - 1}"
 
     def view_param(self, value, shape):
         """A driver parameter holding `value` reshaped (the runner makes the view; no reshape in numba)."""
@@ -485,7 +492,7 @@ class ModuleEmitter:
         if host:
             body.line(f"def {k.name}({', '.join(args)}):")
             body.level += 1
-            body.line('"""Runs in Python: its GEMMs go to numpy\'s BLAS (faster than the one numba links)."""')
+            body.line('"""Runs in Python: the eager conv kernel, batch split over graphc\'s threads, numpy\'s BLAS."""')
             for node in k.nodes:
                 body.line("# " + ir_line(node, self.names))
         else:
@@ -494,18 +501,17 @@ class ModuleEmitter:
         body.level -= 1
         self._call(k, values, host=host)
 
-    # NOTE: conv kernels run on the host, calling numba's im2col/col2im and numpy's matmul: numpy's
-    # OpenBLAS ran conv2's GEMM ~25% faster than the BLAS numba's np.dot reaches through scipy.
+    # NOTE: conv kernels run on the host and call the eager conv kernels: numba im2col/col2im plus
+    # numpy's OpenBLAS, the batch split across graphc's threads with one BLAS thread each. Inside
+    # @njit they were no faster, and multi-threaded GEMMs under contention were 7-10x slower.
     def _emit_conv2d(self, k, body):
         self.uses_conv = True
         node = k.nodes[-1]
         x, w = node.inputs
         g = templates.geometry(x.shape, w.shape, node.attrs["stride"], node.attrs["padding"])
-        self._emit_conv(k, body, ["x", "w2", "y3", "cols", "o"],
+        self._emit_conv(k, body, ["x", "w2", "y3"],
                         [self.var(x), self.view_param(w, (g["O"], g["K"])),
-                         self.view_param(node.out, (g["N"], g["O"], g["P"])),
-                         self._scratch((g["K"], g["NB"] * g["P"]), x.dtype),
-                         self._scratch((g["O"], g["NB"] * g["P"]), x.dtype)],
+                         self.view_param(node.out, (g["N"], g["O"], g["P"]))],
                         templates.conv2d_forward_host(g), host=True)
 
     def _emit_conv2d_grad_weight(self, k, body):
@@ -513,12 +519,9 @@ class ModuleEmitter:
         node = k.nodes[-1]
         gy, x = node.inputs
         g = templates.geometry(x.shape, node.out.shape, node.attrs["stride"], node.attrs["padding"])
-        self._emit_conv(k, body, ["gy3", "x", "gw2", "cols", "part", "acc"],
+        self._emit_conv(k, body, ["gy3", "x", "gw2"],
                         [self.view_param(gy, (g["N"], g["O"], g["P"])), self.var(x),
-                         self.view_param(node.out, (g["O"], g["K"])),
-                         self._scratch((g["K"], g["NB"] * g["P"]), x.dtype),
-                         self._scratch((g["K"], g["O"]), x.dtype),
-                         self._scratch((g["K"], g["O"]), x.dtype)],
+                         self.view_param(node.out, (g["O"], g["K"]))],
                         templates.conv2d_grad_weight_host(g), host=True)
 
     def _emit_conv2d_grad_input(self, k, body):
@@ -526,11 +529,9 @@ class ModuleEmitter:
         node = k.nodes[-1]
         gy, w = node.inputs
         g = templates.geometry(node.out.shape, w.shape, node.attrs["stride"], node.attrs["padding"])
-        self._emit_conv(k, body, ["gy3", "w2", "gx", "gcols", "gyb"],
+        self._emit_conv(k, body, ["gy3", "w2", "gx"],
                         [self.view_param(gy, (g["N"], g["O"], g["P"])), self.view_param(w, (g["O"], g["K"])),
-                         self.var(node.out),
-                         self._scratch((g["K"], g["NB"] * g["P"]), gy.dtype),
-                         self._scratch((g["O"], g["NB"] * g["P"]), gy.dtype)],
+                         self.var(node.out)],
                         templates.conv2d_grad_input_host(g), host=True)
 
     def _emit_template(self, k, body, args, text):
@@ -632,7 +633,7 @@ def driver_input_names(graph, kernel_names):
     for i, v in enumerate(graph.inputs):
         name = param_name("%" + v.name)
         if (name in taken or keyword.iskeyword(name) or name.startswith("_")
-                or re.match(r"(v\d|const\d|scratch\d|impl_|segment_)", name)):
+                or re.match(r"(v\d|const\d|impl_|segment_)", name)):
             name = f"{name}_in{i}"
         taken.add(name)
         names.append(name)

@@ -2,9 +2,9 @@
 
     conv2d_forward_host(geometry((100, 32, 26, 26), (64, 32, 3, 3), (1, 1), (0, 0)))  -> kernel body text
 
-The conv kernels are im2col / col2im + BLAS GEMM in chunks of images (the eager kernels' design,
-measured in graphc/eager_kernels/conv.py); their im2col/col2im loops are copied into each
-generated module so that module stays self-contained, as numba's on-disk cache requires.
+The conv kernels call the eager conv kernels (im2col / col2im + BLAS GEMM in chunks of images,
+measured in graphc/eager_kernels/conv.py) from the host driver; the pooling loops are copied into
+each generated module so that its @njit code stays self-contained, as numba's on-disk cache requires.
 """
 from __future__ import annotations
 
@@ -27,11 +27,13 @@ def _graphc_uniform(seed, counter):
 
 
 def conv_helpers():
-    """The eager kernels' public im2col/col2im loops, as source for a generated module (which must stay
-    self-contained: numba's disk cache checks only the cached function's own file)."""
-    from ...eager_kernels import conv
-    return _njit_sources(conv.valid_range, conv.im2col_loop, conv.col2im_loop) \
-        + "\n\nvalid_range_nb = valid_range   # the name the eager loops call it by"
+    """The import the host conv kernels need: they call the eager conv kernels.
+
+    Plain Python calls from the host driver, so no numba-cached function of the generated module
+    depends on another file; the eager kernels split the batch across graphc's threads with one BLAS
+    thread each (eager_kernels/conv.py).
+    """
+    return "from graphc.eager_kernels import conv as _graphc_conv"
 
 
 def pool_helpers():
@@ -45,31 +47,17 @@ def _njit_sources(*fns):
 
 
 def conv2d_forward_host(g):
-    return """for n0 in range(0, {N}, {NB}):
-    im2col_loop(x, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
-    np.matmul(w2, cols, out=o)
-    # o is [O, b, P]; y wants [b, O, P]: a small in-cache transpose
-    y3[n0:n0 + {NB}] = o.reshape({O}, {NB}, {P}).transpose(1, 0, 2)""".format(**g)
+    return """_graphc_conv.conv2d(x, w2.reshape({O}, {C}, {KH}, {KW}), ({SH}, {SW}), ({PH}, {PW}), out=y3)""".format(**g)
 
 
 def conv2d_grad_weight_host(g):
-    # gw.T[K, O] += cols_img @ gy[n].T, one GEMM per image (reads gy in place; this orientation ran
-    # ~20% faster in OpenBLAS, see graphc/eager_kernels/conv.py)
-    return """acc[...] = 0
-for n0 in range(0, {N}, {NB}):
-    im2col_loop(x, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, cols)
-    for b in range({NB}):
-        np.matmul(cols[:, b * {P}:(b + 1) * {P}], gy3[n0 + b].T, out=part)
-        acc += part
-gw2[...] = acc.T""".format(**g)
+    return """gw2[...] = _graphc_conv.conv2d_grad_weight(gy3.reshape({N}, {O}, {OH}, {OW}), x, ({KH}, {KW}), ({SH}, {SW}),
+                                           ({PH}, {PW})).reshape({O}, {K})""".format(**g)
 
 
 def conv2d_grad_input_host(g):
-    return """gx[...] = 0
-for n0 in range(0, {N}, {NB}):
-    gyb.reshape({O}, {NB}, {P})[...] = gy3[n0:n0 + {NB}].transpose(1, 0, 2)
-    np.matmul(w2.T, gyb, out=gcols)
-    col2im_loop(gcols, n0, {NB}, {KH}, {KW}, {SH}, {SW}, {PH}, {PW}, {OH}, {OW}, gx)""".format(**g)
+    return """_graphc_conv.conv2d_grad_input(gy3.reshape({N}, {O}, {OH}, {OW}), w2.reshape({O}, {C}, {KH}, {KW}), ({H}, {W}),
+                               ({SH}, {SW}), ({PH}, {PW}), out=gx)""".format(**g)
 
 
 def geometry(x_shape, w_shape, stride, padding):

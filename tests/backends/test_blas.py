@@ -1,0 +1,83 @@
+"""numpy's OpenBLAS called from @njit (graphc.backends.numba_cpu.blas) agrees with numpy's a @ b."""
+import os
+
+import numpy as np
+import pytest
+from numba import njit
+
+from graphc.backends.numba_cpu import blas
+
+
+def _operands(dtype, layout, rng):
+    a = rng.standard_normal((13, 7)).astype(dtype)
+    b = rng.standard_normal((7, 11)).astype(dtype)
+    if layout == "NT":
+        b = np.ascontiguousarray(b.T).T           # F-ordered: BLAS reads it with a transpose flag
+    elif layout == "TN":
+        a = np.ascontiguousarray(a.T).T
+    elif layout == "strided":
+        a = rng.standard_normal((13, 14)).astype(dtype)[:, ::2]   # neither C nor F: copied once
+        b = rng.standard_normal((14, 11)).astype(dtype)[::2]
+    return a, b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["NN", "NT", "TN", "strided"])
+def test_gemm_matches_numpy(dtype, layout):
+    a, b = _operands(dtype, layout, np.random.default_rng(0))
+    out = np.full((13, 11), np.nan, dtype)
+    blas.gemm(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-6)
+    if blas.AVAILABLE and layout != "strided":
+        assert np.array_equal(out, a @ b)   # the same library and the same kernel as numpy's matmul
+
+
+def test_gemm_into_a_strided_output_and_from_njit():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((5, 3)).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32)
+    big = np.zeros((5, 8), np.float32)
+
+    @njit
+    def call(a, b, out):
+        blas.gemm(a, b.T.T, out[:, ::2])
+
+    call(a, b, big)
+    np.testing.assert_allclose(big[:, ::2], a @ b, rtol=1e-6)
+    assert not big[:, 1::2].any()
+
+
+def test_gemm_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="gemm: shapes do not match"):
+        blas.gemm(np.ones((2, 3), np.float32), np.ones((4, 2), np.float32), np.empty((2, 2), np.float32))
+
+
+def test_zero_inner_dimension_gives_zeros():
+    out = np.full((3, 2), 7.0, np.float64)
+    blas.gemm(np.ones((3, 0)), np.ones((0, 2)), out)
+    assert not out.any()
+
+
+def test_the_library_is_numpys_own():
+    if not blas.AVAILABLE:
+        pytest.skip("this numpy ships no OpenBLAS with 64-bit CBLAS symbols; gemm falls back to np.dot")
+    from threadpoolctl import threadpool_info
+    paths = {os.path.realpath(i["filepath"]) for i in threadpool_info() if i["internal_api"] == "openblas"}
+    assert os.path.realpath(blas.LIBRARY) in paths
+
+
+
+
+def test_small_gemms_run_on_one_thread_and_restore_the_budget():
+    import graphc
+    from graphc.threads import blas_pools
+    before = graphc.get_num_threads()
+    graphc.set_num_threads(2)
+    try:
+        a = np.ones((300, 300), np.float32)   # 27M multiply-adds: above SMALL_GEMM, multi-threaded
+        for m in (8, 300):
+            out = np.empty((m, 300), np.float32)
+            blas.gemm(a[:m], a, out)
+            assert np.array_equal(out, a[:m] @ a)
+        assert all(n == 2 for lib, api, n in blas_pools() if api == "openblas" and "64_" in lib)
+    finally:
+        graphc.set_num_threads(before)

@@ -19,12 +19,9 @@ from __future__ import annotations
 import os
 import sys
 
-import numpy as np
-
+from . import threadpool
 from .backends import set_kernel_threads
-from .cpu import usable_cores
-
-_current = None   # the budget last set (None: never set in this process)
+from .threadpool import default_num_threads, get_num_threads  # noqa: F401  (graphc's public names)
 
 # omp first: it survives concurrent calls from several Python threads (workqueue aborts the process);
 # tbb last: its pip wheel's libtbb is often outside the loader path.
@@ -43,32 +40,11 @@ def configure_runtime():
             sys.modules["numba.core.config"].THREADING_LAYER_PRIORITY = THREADING_LAYER_PRIORITY.split()
 
 
-def default_num_threads(local_ranks=1):
-    """GRAPHC_NUM_THREADS, or the usable cores shared among `local_ranks` processes on this node."""
-    env = os.environ.get("GRAPHC_NUM_THREADS", "").strip()
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ValueError(f"GRAPHC_NUM_THREADS={env!r} is not a whole number\n"
-                             f"help: set it to a thread count such as 1 or {usable_cores()}") from None
-        if n < 1:
-            raise ValueError(f"GRAPHC_NUM_THREADS={env!r} must be at least 1")
-        return n
-    return max(1, usable_cores() // max(1, int(local_ranks)))
-
-
-def get_num_threads():
-    """The thread budget in effect: the last set_num_threads, or the default (all usable cores)."""
-    return _current if _current is not None else default_num_threads()
-
-
 def set_num_threads(n):
     """Use n threads in every BLAS / OpenMP pool loaded (threadpoolctl) and in numba's parallel loops.
 
     Returns the libraries changed, e.g. ['libscipy_openblas64_-32a4b2a6.so (openblas)'].
     """
-    global _current
     n = int(n)
     if n < 1:
         raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
@@ -84,7 +60,7 @@ def set_num_threads(n):
         except Exception:   # a library threadpoolctl can see but not steer: leave it at its default
             continue
     set_kernel_threads(n)
-    _current = n
+    threadpool.record_budget(n)
     return changed
 
 
@@ -97,49 +73,3 @@ def _controllers():
     # threadpoolctl finds every loaded BLAS / OpenMP runtime (numpy's and scipy's OpenBLAS, MKL, BLIS, libgomp)
     from threadpoolctl import ThreadpoolController
     return ThreadpoolController().lib_controllers
-
-
-# --- small GEMMs on one thread ---------------------------------------------------------------------
-
-SMALL_GEMM = 1 << 24   # multiply-adds; the same cut as the compiled kernels' (backends/numba_cpu/blas.py)
-_local_setter = []     # [ctypes function or None], looked up on first use
-
-
-def _threads_local():
-    if not _local_setter:
-        fn = None
-        try:
-            import ctypes
-            import glob
-            site = os.path.dirname(os.path.dirname(np.__file__))
-            paths = sorted(glob.glob(os.path.join(site, "numpy.libs", "libscipy_openblas64_*.so*")))
-            if paths:
-                fn = getattr(ctypes.CDLL(paths[0]), "openblas_set_num_threads_local", None)
-                if fn is not None:
-                    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
-        except OSError:
-            fn = None
-        _local_setter.append(fn)
-    return _local_setter[0]
-
-
-def matmul(a, b):
-    """np.matmul, with small 2-D products on one BLAS thread.   matmul(x, w.T)
-
-    openblas_set_num_threads_local sets the library's thread count and returns the old one; it is
-    restored right after. (Two Python threads doing this at once may restore each other's value;
-    graphc.set_num_threads sets it again.)
-
-    A multi-threaded OpenBLAS call waits for all its threads; with another process on a core that
-    wait can last a scheduler slice (MLP's 64x784 @ 784x128: p90 40 ms at 2 threads, 0.16 ms at 1).
-    """
-    if a.ndim == 2 and b.ndim == 2 and a.shape[0] * a.shape[1] * b.shape[-1] < SMALL_GEMM:
-        setter = _threads_local()
-        if setter is not None:
-            before = setter(1)
-            try:
-                return np.matmul(a, b)
-            finally:
-                setter(before)
-    return np.matmul(a, b)
-

@@ -20,7 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "graphc"
 
 # Modules that stand below everything else: any module may import them.
-BASE = {"errors", "config", "version", "fileio", "_context", "storage_version", "mpi_comm"}
+BASE = {"errors", "config", "version", "fileio", "_context", "storage_version", "mpi_comm", "cpu", "threadpool"}
 # The torch-shaped eager core: these modules may import each other (Tensor methods call functional,
 # functional builds Tensors, backward walks them), so they may form a cycle among themselves.
 EAGER_CORE = {"tensor", "functional", "autograd", "random", "device",

@@ -271,7 +271,7 @@ def _run_chunks(chunks, make_scratch, body, flops, nogil):
     has no such wait. Measured on conv2's forward (2 cores, the other busy): 112 ms split against
     1.6 s for one multi-threaded GEMM per chunk. Returns each worker's scratch.
     """
-    from ..threads import _threads_local, get_num_threads
+    from ..threadpool import blas_local_setter, get_num_threads
     workers = min(get_num_threads(), len(chunks))
     split = workers >= 2 and flops >= _SPLIT_MIN_FLOPS and nogil
     if not split:
@@ -288,7 +288,7 @@ def _run_chunks(chunks, make_scratch, body, flops, nogil):
 
     # openblas_set_num_threads_local sets the library's count (despite its name) and returns the old one:
     # set it once around the whole conv, not per worker, so that workers cannot restore each other's value.
-    setter = _threads_local()
+    setter = blas_local_setter()
     before = setter(1) if setter else None
     try:
         return list(pool.map(run, range(workers))) if split else [run(0)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ..threads import matmul as _matmul
+from ..threadpool import matmul as _matmul
 from .registry import MATMUL, broadcast_shapes, defop, fmt_shape, require_float, same_dtype
 
 
@@ -38,7 +38,7 @@ def _infer_matmul(a, b):
 @defop("matmul", kind=MATMUL, infer=_infer_matmul)
 class Matmul:
     """Matrix product a @ b of 2-D or batched operands.   matmul([[1., 2.]], [[3.], [4.]]) -> [[11.]]"""
-    impl = staticmethod(_matmul)   # np.matmul; small products on one BLAS thread (see graphc.threads)
+    impl = staticmethod(_matmul)   # np.matmul; small products on one BLAS thread (see graphc.threadpool)
 
     def vjp(g, ans, a, b, needs=(True, True)):
         # Batch dims that were broadcast are summed back by the autograd driver.

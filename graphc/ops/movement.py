@@ -22,6 +22,7 @@ def _infer_reshape(x, shape):
 @defop("reshape", kind=MOVEMENT, infer=_infer_reshape, attrs=("shape",))
 class Reshape:
     """Same elements, new shape.   reshape([1., 2., 3., 4.], shape=(2, 2)) -> [[1., 2.], [3., 4.]]"""
+    fuse = "view"   # row-major data keeps its order: the output aliases the input
 
     @staticmethod
     def impl(x, shape):
@@ -42,6 +43,7 @@ def _infer_permute(x, perm):
 @defop("permute", kind=MOVEMENT, infer=_infer_permute, attrs=("perm",))
 class Permute:
     """Reorder dimensions.   permute(x[2,3], perm=(1, 0)) -> x.T, shape [3,2]"""
+    fuse = "view"   # a strided view of the input's storage
 
     @staticmethod
     def impl(x, perm):
@@ -62,6 +64,7 @@ def _infer_broadcast_to(x, shape):
 @defop("broadcast_to", kind=MOVEMENT, infer=_infer_broadcast_to, attrs=("shape",))
 class BroadcastTo:
     """Repeat along size-1 (or new leading) dims.   broadcast_to([1., 2.], shape=(2, 2)) -> [[1., 2.], [1., 2.]]"""
+    fuse = "loop"   # reads its input at a broadcast of the output index
 
     @staticmethod
     def impl(x, shape):

@@ -49,6 +49,9 @@ class OpDef:
     #                                      writes typed literals and casts (c.literal, c.cast)
     attrs: tuple = ()                    # attribute names, in the order the printer writes them
     effect: bool = False                 # observable beyond its result (collectives): DCE keeps it, CSE never merges
+    fuse: str = ""                       # how fusion groups it: "loop" (joins an elementwise loop nest: it reads
+    #                                      its inputs at a broadcast of the output index), "view" (aliases its
+    #                                      input's storage), or "" (a kernel of its own)
     source_file: str = ""
     doc: str = ""
     extra: dict = field(default_factory=dict)
@@ -68,13 +71,14 @@ def defop(name, *, kind, infer, nondiff=False, attrs=()):
         if name in OPS:
             raise ValueError(f"op {name!r} declared twice ({OPS[name].source_file} and {inspect.getfile(cls)})")
         extra = {k: v for k, v in vars(cls).items()
-                 if not k.startswith("__") and k not in ("impl", "vjp", "scalar", "effect")}
+                 if not k.startswith("__") and k not in ("impl", "vjp", "scalar", "effect", "fuse")}
         op = OpDef(
             name=name, kind=kind, infer=infer,
             impl=getattr(cls, "impl", None),
             vjp=getattr(cls, "vjp", None),
             nondiff=nondiff, scalar=getattr(cls, "scalar", None), attrs=tuple(attrs),
             effect=bool(getattr(cls, "effect", False)),
+            fuse=getattr(cls, "fuse", "loop" if kind == ELEMENTWISE else ""),
             source_file=inspect.getfile(cls), doc=(cls.__doc__ or "").strip(), extra=extra)
         if op.vjp is not None:
             # A rule that takes `needs` is told which inputs want a gradient, so that eager mode skips

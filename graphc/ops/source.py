@@ -32,6 +32,7 @@ def _infer_full(shape, value, dtype):
 @defop("full", kind=SOURCE, infer=_infer_full, attrs=("shape", "value", "dtype"))
 class Full:
     """An array of one repeated value.   full(shape=(2, 2), value=1.0, dtype=float32) -> [[1., 1.], [1., 1.]]"""
+    fuse = "loop"   # a literal in the loop nest
     @staticmethod
     def scalar(c, args, out, shape, value, dtype):
         return c.literal(value, out)
@@ -102,6 +103,7 @@ def _infer_uniform(seed, offset, shape):
 @defop("uniform", kind=SOURCE, infer=_infer_uniform, nondiff=True, attrs=("shape",))
 class Uniform:
     """Counter-based uniform floats in [0, 1): element i is f(seed, offset + i).   uniform(0, 0, shape=(2,)) -> 2 floats"""
+    fuse = "loop"   # element i is f(seed, offset + i): computed inside the loop nest
 
     @staticmethod
     def impl(seed, offset, shape):

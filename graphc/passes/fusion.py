@@ -13,16 +13,16 @@ Every rejected merge of two adjacent groups is logged with its reason under GRAP
 from __future__ import annotations
 
 from ..config import log
-from ..ops import ELEMENTWISE, OPS, REDUCE
-
-# Ops that fusion treats as elementwise although the op table files them elsewhere: each reads
-# its inputs at (a broadcast of) the output index, so it fits in an elementwise loop nest.
-LOOP_OPS = {"broadcast_to", "full", "uniform", "one_hot"}
-VIEW_OPS = {"reshape", "permute"}
-
+from ..ops import OPS, REDUCE
 
 def is_loop_op(node):
-    return OPS[node.op].kind == ELEMENTWISE or node.op in LOOP_OPS
+    """Whether the node joins an elementwise loop nest (the op table's `fuse` facet).   is_loop_op(relu) -> True"""
+    return OPS[node.op].fuse == "loop"
+
+
+def is_view_op(node):
+    """Whether the node aliases its input's storage.   is_view_op(reshape) -> True"""
+    return OPS[node.op].fuse == "view"
 
 
 class Kernel:
@@ -198,7 +198,7 @@ def is_strided(value):
         is_strided(permute(x, (1, 0))) -> True;  is_strided(reshape(x, (6,))) -> False
     """
     node = value.node
-    while node is not None and node.op in VIEW_OPS:
+    while node is not None and is_view_op(node):
         if node.op == "permute" and list(node.attrs["perm"]) != sorted(node.attrs["perm"]):
             return True
         node = node.inputs[0].node
@@ -216,7 +216,7 @@ def kind_of(node):
     """The kernel kind of a node that is not fused into a loop:  kind_of(reshape) -> 'view'."""
     if node.op == "reshape" and is_strided(node.inputs[0]):
         return "reshape"   # NOTE: reshaping a transposed layout needs a copy: its own kernel, never a view
-    if node.op in VIEW_OPS:
+    if is_view_op(node):
         return "view"
     if node.op == "const":
         return "const"

@@ -644,11 +644,10 @@ def lowering_of(op):
     """How numba_cpu runs an op: 'loop' (inside a generated loop nest), 'kernel' (its own generated
     kernel), 'driver' (a view, const or autodiff request, handled before codegen) or 'extern' (the op
     table's impl on the host).   lowering_of("relu") -> 'loop'; lowering_of("sort") -> 'extern'"""
-    from ...passes.fusion import LOOP_OPS
     d = OPS[op]
-    if d.kind == "elementwise" or op in LOOP_OPS:
+    if d.fuse == "loop":
         return "loop"
-    if op in ("reshape", "permute", "const") or d.kind == "autodiff":
+    if d.fuse == "view" or op == "const" or d.kind == "autodiff":
         return "driver"
     kind = "reduce" if d.kind == "reduce" else op
     return "kernel" if hasattr(ModuleEmitter, f"_emit_{kind}") else "extern"

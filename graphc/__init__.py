@@ -14,7 +14,8 @@ _configure_runtime()   # numba's threading layer and OpenMP's wait policy, befor
 
 from . import ops  # noqa: F401  (fills the op table)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .device import accelerator, backends, cuda, device, xpu
+from . import backends  # noqa: F401  (the compiler's backends; also torch.backends' mps and cudnn flags)
+from .device import accelerator, cuda, device, xpu
 from .errors import DTypeError, GradError, GraphcError, ShapeError, TraceError
 from .functional import (abs, add, allclose, amax, amin, arange, argmax, argmin, argsort, as_tensor, bmm, cat, chunk,
                          clamp, clip, concat, concatenate, cos, cumsum, div, dot, einsum, empty, empty_like, eq, equal, erf,

@@ -30,7 +30,7 @@ class device:
 
 
 class _Unavailable:
-    """graphc.cuda / graphc.backends.mps / graphc.accelerator: eager mode has no accelerator."""
+    """graphc.cuda / graphc.accelerator: eager mode has no accelerator."""
 
     @staticmethod
     def is_available():
@@ -79,8 +79,3 @@ class _Accelerator(_Unavailable):
 cuda = _Unavailable()
 xpu = _Unavailable()
 accelerator = _Accelerator()
-
-
-class backends:
-    mps = _Unavailable()
-    cudnn = type("cudnn", (), {"deterministic": False, "benchmark": False, "enabled": False})()

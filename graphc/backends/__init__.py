@@ -1,5 +1,27 @@
-"""Backends: turn a planned graph into a callable.  get_backend("interpreter" | "numba_cpu" | "numba_cuda")."""
+"""Backends: turn a planned graph into a callable.  get_backend("interpreter" | "numba_cpu" | "numba_cuda").
+
+graphc.backends is also what PyTorch programs reach as torch.backends: `mps.is_available()` and the
+cudnn flags answer as a CPU-only torch does.
+"""
+import types
+
 from ..errors import BackendError
+
+
+class _NoAccelerator:
+    """torch.backends.mps on a machine without one: graphc's eager mode runs on the CPU."""
+
+    @staticmethod
+    def is_available():
+        return False
+
+    @staticmethod
+    def is_built():
+        return False
+
+
+mps = _NoAccelerator()
+cudnn = types.SimpleNamespace(deterministic=False, benchmark=False, enabled=False)
 
 
 def get_backend(name):

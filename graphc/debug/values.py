@@ -6,12 +6,10 @@ verify and detect_anomaly both show.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..backends.interpreter import Interpreter
-from ..ir.printer import format_attr
+from ..ir.printer import format_loc, format_node
 from ..ops.registry import OPS
 
 
@@ -50,11 +48,5 @@ def interpreter_values(graph, inputs):
 
 def ir_line(node, names):
     """One node as a (shortened) IR line with its source location."""
-    args = ", ".join(names.get(id(v), "%?") for v in node.inputs)
-    attrs = ", ".join(f"{k}={format_attr(node.attrs[k])}" for k in sorted(node.attrs))
-    text = f"{names.get(id(node.out), '%?')}: {node.out.type_str()} = {node.op}" + (f" {args}" if args else "")
-    if attrs:
-        text += " {" + (attrs if len(attrs) < 120 else attrs[:117] + "...") + "}"
-    if node.loc:
-        text = f"{text}   # {os.path.basename(node.loc[0])}:{node.loc[1]}"
-    return text
+    text = format_node(node, names, attr_limit=120)
+    return f"{text}   # {format_loc(node)}" if node.loc else text

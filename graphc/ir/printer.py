@@ -47,6 +47,30 @@ def value_names(graph):
     return names
 
 
+def format_node(node, names, *, elide_arrays=False, attr_limit=None):
+    """One node as IR text, without its location.   format_node(n, names) -> '%3: f32[64,128] = relu %2'
+
+    The one node formatter: the printer, generated-code comments and graphc.verify's reports use it.
+    elide_arrays drops a const's array `value` of more than 4 elements; attr_limit cuts long attributes.
+    """
+    args = ", ".join(names.get(id(v), "%<undefined>") for v in node.inputs)
+    attrs = ", ".join(f"{k}={format_attr(node.attrs[k])}" for k in sorted(node.attrs)
+                      if not (elide_arrays and k == "value" and np.asarray(node.attrs[k]).size > 4))
+    if attr_limit is not None and len(attrs) > attr_limit:
+        attrs = attrs[:attr_limit - 3] + "..."
+    text = f"{names.get(id(node.out), '%<undefined>')}: {node.out.type_str()} = {node.op}"
+    if args:
+        text += " " + args
+    if attrs:
+        text += " {" + attrs + "}"
+    return text
+
+
+def format_loc(node):
+    """'model.py:12', or '' for a node without a source location."""
+    return f"{os.path.basename(node.loc[0])}:{node.loc[1]}" if node.loc else ""
+
+
 def print_graph(graph, *, show_loc=True):
     """The graph's canonical text; then each annotation a backend pass left (kernels, memory plan)."""
     names = {}
@@ -57,15 +81,9 @@ def print_graph(graph, *, show_loc=True):
     body = []
     for i, node in enumerate(graph.nodes):
         names[id(node.out)] = f"%{i}"
-        args = ", ".join(names.get(id(v), "%<undefined>") for v in node.inputs)
-        attrs = ", ".join(f"{k}={format_attr(node.attrs[k])}" for k in sorted(node.attrs))
-        text = f"  %{i}: {node.out.type_str()} = {node.op}"
-        if args:
-            text += " " + args
-        if attrs:
-            text += " {" + attrs + "}"
+        text = "  " + format_node(node, names)
         if show_loc and node.loc:
-            text = f"{text:<60}  # {os.path.basename(node.loc[0])}:{node.loc[1]}"
+            text = f"{text:<60}  # {format_loc(node)}"
         body.append(text)
     lines.extend(body)
     ret = "  return " + ", ".join(names.get(id(v), "%<undefined>") for v in graph.outputs)

@@ -5,24 +5,15 @@
 """
 from __future__ import annotations
 
-import os
 import re
 
-import numpy as np
-
-from ...ir.printer import format_attr
+from ...ir.printer import format_loc, format_node
 
 
 def ir_line(node, names):
     """'%3: f32[64,128] = relu %2   (model.py:14)' for comments in generated code."""
-    args = ", ".join(names.get(id(v), "?") for v in node.inputs)
-    attrs = ", ".join(f"{k}={format_attr(node.attrs[k])}" for k in sorted(node.attrs) if k != "value"
-                      or np.asarray(node.attrs[k]).size <= 4)
-    text = f"{names[id(node.out)]}: {node.out.type_str()} = {node.op}" + (f" {args}" if args else "") \
-        + (f" {{{attrs}}}" if attrs else "")
-    if node.loc:
-        text += f"   ({os.path.basename(node.loc[0])}:{node.loc[1]})"
-    return text
+    text = format_node(node, names, elide_arrays=True)
+    return f"{text}   ({format_loc(node)})" if node.loc else text
 
 
 def param_name(ir_name):

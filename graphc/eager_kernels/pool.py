@@ -127,10 +127,11 @@ def scatter_loop(gy3, idx3, gx3):
                 plane[j] += g[k]
 
 
-_argmax_nb = njit(argmax_loop)
-_argmax_2x2_nb = njit(argmax_2x2_loop)
-_gather_nb = njit(gather_loop)
-_scatter_nb = njit(scatter_loop)
+# Public: numba_cpu's generated pooling kernels call these compiled loops too.
+argmax_nb = njit(argmax_loop)
+argmax_2x2_nb = njit(argmax_2x2_loop)
+gather_nb = njit(gather_loop)
+scatter_nb = njit(scatter_loop)
 
 
 # --------------------------------------------------------------------------
@@ -188,9 +189,9 @@ def maxpool2d_argmax(x, kernel, stride, padding):
     if use_numba(x.dtype):
         idx = np.empty((n, c, oh, ow), np.int64)
         if (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0):
-            _argmax_2x2_nb(x, idx)
+            argmax_2x2_nb(x, idx)
         else:
-            _argmax_nb(x, kh, kw, sh, sw, ph, pw, idx)
+            argmax_nb(x, kh, kw, sh, sw, ph, pw, idx)
         return idx
     return np.ascontiguousarray(
         _argmax_numpy(x, kh, kw, sh, sw, ph, pw, oh, ow), dtype=np.int64)
@@ -207,7 +208,7 @@ def maxpool2d_gather(x, idx):
     idx3 = idx.reshape(n, c, -1)
     if use_numba(x.dtype):
         y3 = np.empty(idx3.shape, x.dtype)
-        _gather_nb(x3, idx3, y3)
+        gather_nb(x3, idx3, y3)
         return y3.reshape(idx.shape)
     _check_index(idx3, h * w)
     return np.take_along_axis(x3, idx3, axis=2).reshape(idx.shape)
@@ -225,7 +226,7 @@ def maxpool2d_scatter(gy, idx, input_hw):
     idx3 = idx.reshape(n, c, -1)
     if use_numba(gy.dtype):
         gx3 = np.zeros((n, c, h * w), gy.dtype)
-        _scatter_nb(gy3, idx3, gx3)
+        scatter_nb(gy3, idx3, gx3)
         return gx3.reshape(n, c, h, w)
     _check_index(idx3, h * w)
     # bincount sums repeated indices (overlapping windows); np.add.at would

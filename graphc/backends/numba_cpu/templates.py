@@ -3,13 +3,13 @@
     conv2d_forward_host(geometry((100, 32, 26, 26), (64, 32, 3, 3), (1, 1), (0, 0)))  -> kernel body text
 
 The conv kernels call the eager conv kernels (im2col / col2im + BLAS GEMM in chunks of images,
-measured in graphc/eager_kernels/conv.py) from the host driver; the pooling loops are copied into
-each generated module so that its @njit code stays self-contained, as numba's on-disk cache requires.
+measured in graphc/eager_kernels/conv.py) from the host driver; the pooling kernels call the eager
+kernels' compiled pool loops, whose source hash is part of the generated module (see pool_helpers).
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
-import textwrap
 
 from ...ops.source import GOLDEN, MIX1, MIX2
 
@@ -37,13 +37,17 @@ def conv_helpers():
 
 
 def pool_helpers():
-    """The eager kernels' public max-pool loops, as source for a generated module."""
+    """The import of the eager kernels' compiled max-pool loops, which the pooling kernels call.
+
+    numba caches a kernel with the loops it calls compiled in, and checks only the kernel's own file;
+    so the source hash of eager_kernels/pool.py goes into the generated text, and with it into the
+    module's cache key: a changed loop gets a freshly compiled module.
+    """
     from ...eager_kernels import pool
-    return _njit_sources(pool.argmax_loop, pool.argmax_2x2_loop, pool.gather_loop, pool.scatter_loop)
-
-
-def _njit_sources(*fns):
-    return "\n\n".join("@njit(cache=True)\n" + textwrap.dedent(inspect.getsource(fn)) for fn in fns)
+    digest = hashlib.sha256(inspect.getsource(pool).encode()).hexdigest()[:16]
+    return (f"# graphc/eager_kernels/pool.py {digest}: cached kernels below have these loops compiled in\n"
+            "from graphc.eager_kernels.pool import argmax_nb as argmax_loop, argmax_2x2_nb as argmax_2x2_loop\n"
+            "from graphc.eager_kernels.pool import gather_nb as gather_loop, scatter_nb as scatter_loop")
 
 
 def conv2d_forward_host(g):

@@ -25,8 +25,9 @@ from ...errors import BackendError, GraphcError
 from ...ir.printer import value_names
 from ...ops import OPS
 from ..codegen import IndentedBuffer
+from ..codegen.body import LoopBody
 from ..codegen.names import ir_line, param_name
-from ..codegen.scalar import NP_TYPE, expr, identity, literal_of, typed
+from ..codegen.scalar import NP_TYPE, identity
 from . import blas, templates
 
 PARALLEL_MIN_ELEMENTS = 1 << 17   # below this a prange launch (~2 us idle, far more on a busy machine) costs more than it saves
@@ -94,9 +95,6 @@ class ModuleEmitter:
 
     def inline(self, value):
         return self.plan.inlines(value)
-
-    def literal_of(self, value):
-        return literal_of(value)
 
     # --- the module ----------------------------------------------------------------------------
     def emit(self):
@@ -250,41 +248,14 @@ class ModuleEmitter:
             rng = "prange" if (d == 0 and parallel) else "range"
             body.line(f"for i{d} in {rng}({shape[d]}):")
             body.level += 1
-        temps = {}
 
-        def read(value, align="right"):
-            if id(value) in temps:
-                return temps[id(value)]
-            if self.inline(value):
-                return self.literal_of(value)
-            key = (id(value), align) if value.shape else (id(value), "right")
-            if key not in loaded:
-                name = f"x{len(loaded)}"
-                body.line(f"{name} = {arg_of[id(value)]}[{self._index(shape_of.get(id(value), value.shape), shape, align)}]")
-                loaded[key] = name
-            return loaded[key]
+        def bad_class(classes):
+            return f"raise ValueError('{k.name}: one_hot: a class index is out of range for {classes} classes')"
 
-        for j, node in enumerate(k.nodes):
-            t = f"t{j}"
-            cast = NP_TYPE[node.out.dtype.name]
-            if node.op == "broadcast_to":
-                body.line(f"{t} = {read(node.inputs[0])}")
-            elif node.op == "one_hot":
-                label = read(node.inputs[0], align="left")
-                body.line(f"if {label} < 0 or {label} >= {node.attrs['num_classes']}:")
-                body.line(f"    raise ValueError('{k.name}: one_hot: a class index is out of range "
-                          f"for {node.attrs['num_classes']} classes')")
-                body.line(f"{t} = {cast}(1 if {label} == {idx[-1]} else 0)")
-            elif node.op == "uniform":
-                self.uses_uniform = True
-                flat = self._flat_index(shape)
-                body.line(f"{t} = _graphc_uniform({read(node.inputs[0])}, {read(node.inputs[1])} + {flat})")
-            else:
-                args = [read(v) for v in node.inputs]
-                body.line(f"{t} = {typed(expr(node, args), node.out.dtype)}")
-            temps[id(node.out)] = t
-            if id(node.out) in outs:
-                body.line(f"{outs[id(node.out)]}[{', '.join(idx) if rank else '()'}] = {t}")
+        loop = LoopBody(self.plan, self._loader(body, arg_of, loaded, shape_of, shape), body.line, rank,
+                        self._flat_index(shape),
+                        bad_class=bad_class, uniform=self._uniform)
+        loop.emit_nodes(k.nodes, {id(v): f"{outs[id(v)]}[{', '.join(idx) if rank else '()'}]" for v in writes})
         body.level -= rank + 1
         self._call(k, [views.get(id(v)) or self.var(v) for v in ext + writes])
 
@@ -337,6 +308,17 @@ class ModuleEmitter:
                 loaded[(id(v), "right")] = name
         return loaded
 
+    def _loader(self, body, arg_of, loaded, shape_of, shape):
+        """LoopBody's load(value, align): an input element's first read writes `x{n} = a{i}[...]` to `body`."""
+        def load(value, align):
+            key = (id(value), align) if value.shape else (id(value), "right")
+            if key not in loaded:
+                loaded[key] = f"x{len(loaded)}"
+                index = self._index(shape_of.get(id(value), value.shape), shape, align)
+                body.line(f"{loaded[key]} = {arg_of[id(value)]}[{index}]")
+            return loaded[key]
+        return load
+
     @staticmethod
     def _index(src_shape, shape, align="right"):
         """Index expression reading an array of src_shape at loop indices over `shape` (numpy broadcasting)."""
@@ -349,6 +331,11 @@ class ModuleEmitter:
             d = offset + j
             parts.append("0" if (src_shape[j] == 1 and shape[d] != 1) else f"i{d}")
         return ", ".join(parts)
+
+    def _uniform(self, t, seed, counter):
+        """`t` = uniform [0, 1) bits of element `counter`, by the module's _graphc_uniform (templates.UNIFORM)."""
+        self.uses_uniform = True
+        return [f"{t} = _graphc_uniform({seed}, {counter})"]
 
     @staticmethod
     def _flat_index(shape):
@@ -378,7 +365,7 @@ class ModuleEmitter:
         total = int(np.prod(shape)) if shape else 1
         parallel = settings.parallel and total >= PARALLEL_MIN_ELEMENTS and keep and shape[keep[0]] >= 4
         self._header(k, body, list(arg_of.values()) + ["o0"], parallel)
-        loaded = {k_[0]: v for k_, v in self._hoist_scalars(ext, arg_of, body).items()}
+        loaded = self._hoist_scalars(ext, arg_of, body)
         for n, d in enumerate(keep):
             body.line(f"for i{d} in {'prange' if (n == 0 and parallel) else 'range'}({shape[d]}):")
             body.level += 1
@@ -391,28 +378,9 @@ class ModuleEmitter:
         for d in axes:
             body.line(f"for i{d} in range({shape[d]}):")
             body.level += 1
-        temps = {}
-
-        def read(value):
-            if id(value) in temps:
-                return temps[id(value)]
-            if self.inline(value):
-                return self.literal_of(value)
-            if id(value) not in loaded:
-                name = f"x{len(loaded)}"
-                body.line(f"{name} = {arg_of[id(value)]}[{self._index(shape_of.get(id(value), value.shape), shape)}]")
-                loaded[id(value)] = name
-            return loaded[id(value)]
-
-        for j, node in enumerate(k.nodes[:-1]):
-            if node.op in ("broadcast_to",):
-                temps[id(node.out)] = read(node.inputs[0])
-                continue
-            if node.op in ("one_hot", "uniform"):
-                raise BackendError(node.op, "cannot be a reduction prologue")
-            body.line(f"t{j} = {typed(expr(node, [read(v) for v in node.inputs]), node.out.dtype)}")
-            temps[id(node.out)] = f"t{j}"
-        src = read(red.inputs[0])
+        loop = LoopBody(self.plan, self._loader(body, arg_of, loaded, shape_of, shape), body.line)   # no one_hot, uniform
+        loop.emit_nodes(k.nodes[:-1])
+        src = loop.read(red.inputs[0])
         if red.op != "argmax":   # the table's combining template
             body.line(f"acc = {OPS[red.op].scalar.format(src, acc='acc')}")
         else:

@@ -13,10 +13,10 @@
 
 Kernels are self-contained (no device functions: a kernel that calls one needs a GPU even to be
 compiled to PTX), take flat 1-D buffers, and read views through static strides (layout.py).  The
-per-element code of every op comes from the op table's templates through codegen/scalar.py's
-`expr`, with CUDA_OVERRIDES where CUDA differs.  The driver at the bottom is plain Python:
-`bind(buffers...)` slices the pools and configures every launch once, and returns `run(scalars...)`,
-which launches the kernels of one step in order.
+per-element code is codegen/body.py's, as on the CPU: the op table's templates (with CUDA_OVERRIDES
+where CUDA differs), an error flag for one_hot's bad labels, and uniform's bits inlined.  The driver
+at the bottom is plain Python: `bind(buffers...)` slices the pools and configures every launch once,
+and returns `run(scalars...)`, which launches the kernels of one step in order.
 """
 from __future__ import annotations
 
@@ -32,8 +32,9 @@ from ...ir.printer import format_attr
 from ...ops.source import GOLDEN, MIX1, MIX2
 from ..codegen import IndentedBuffer
 from ...ir.printer import value_names
+from ..codegen.body import LoopBody
 from ..codegen.names import ir_line
-from ..codegen.scalar import NP_TYPE, expr, literal, literal_of, typed
+from ..codegen.scalar import NP_TYPE, literal
 from .kernels import KernelBody, LibraryKernels, needed_indices
 from .layout import c_strides, index_sum, next_pow2, prod, reshape_strides, unravel
 
@@ -169,9 +170,6 @@ class CUDAModuleEmitter(LibraryKernels):
     def inline(self, value):
         return self.plan.inlines(value)
 
-    def literal_of(self, value):
-        return literal_of(value)
-
     # --- the module ------------------------------------------------------------------------------
     def emit(self):
         import numba
@@ -267,52 +265,16 @@ class CUDAModuleEmitter(LibraryKernels):
         kb = KernelBody(self, k.name)
         b = self._header(k)
         hoisted, loop = [], []
-        loaded = {}
-        temps = {}
 
-        def read(value, align="right"):
-            if id(value) in temps:
-                return temps[id(value)]
-            if self.inline(value):
-                return self.literal_of(value)
-            buf = kb.buffer(value)
-            if self.scalar_input(value) is not None:
-                return buf
-            key = (id(value), align)
-            if key in loaded:
-                return loaded[key]
-            name = f"x{len(loaded)}"
-            loaded[key] = name
-            if not value.shape:
-                hoisted.append(f"{name} = {buf}[0]")
-            else:
-                loop.append(f"{name} = {buf}[{self._elementwise_offset(value, shape, align)}]")
-            return name
+        def bad_class(classes):
+            kb.err()
+            return f"err[0] = {self._err_code(k.name, k)}   # one_hot: a class index is out of range for {classes} classes"
 
-        outs = {}
-        for v in self.plan.writes(k):   # outputs every reader inlines as a literal are not stored
-            outs[id(v)] = kb.buffer(v, prefix="o")
-        for j, node in enumerate(k.nodes):
-            t = f"t{j}"
-            cast = NP_TYPE[node.out.dtype.name]
-            if node.op == "broadcast_to":
-                loop.append(f"{t} = {read(node.inputs[0])}")
-            elif node.op == "one_hot":
-                label = read(node.inputs[0], align="left")
-                classes = node.attrs["num_classes"]
-                kb.err()
-                code = self._err_code(k.name, k)
-                loop.append(f"if {label} < 0 or {label} >= {classes}:")
-                loop.append(f"    err[0] = {code}   # one_hot: a class index is out of range for {classes} classes")
-                loop.append(f"{t} = {cast}(1 if {label} == i{len(shape) - 1} else 0)")
-            elif node.op == "uniform":
-                seed, off = read(node.inputs[0]), read(node.inputs[1])
-                loop.extend(uniform_lines(t, seed, f"{off} + f"))
-            else:
-                loop.append(f"{t} = {typed(expr(node, [read(v) for v in node.inputs], CUDA_OVERRIDES), node.out.dtype)}")
-            temps[id(node.out)] = t
-            if id(node.out) in outs:
-                loop.append(f"{outs[id(node.out)]}[f] = {t}")
+        element = LoopBody(self.plan, self._loader(kb, {}, loop, shape, "f", hoisted), loop.append, len(shape), "f",
+                           overrides=CUDA_OVERRIDES, bad_class=bad_class, uniform=uniform_lines)
+        # outputs every reader inlines as a literal are not stored
+        stores = {id(v): f"{kb.buffer(v, prefix='o')}[f]" for v in self.plan.writes(k)}
+        element.emit_nodes(k.nodes, stores)
         for ln in hoisted:
             b.line(ln)
         b.line(f"for f in range(cuda.grid(1), {n}, cuda.gridsize(1)):")
@@ -324,14 +286,32 @@ class CUDAModuleEmitter(LibraryKernels):
         grid, block = self._flat_launch(n)
         self._finish(k.name, kb, b, grid, block, k)
 
-    def _elementwise_offset(self, value, shape, align):
-        """Offset of value at the loop index of `shape` (numpy broadcasting; one_hot labels align left)."""
+    def _elementwise_offset(self, value, shape, align, flat="f"):
+        """Offset of value at the loop index of `shape` (numpy broadcasting; one_hot labels align left).
+        A contiguous value of the loop's shape reads at the loop's flat index `flat`, where there is one."""
         src = tuple(value.shape)
-        if src == shape and self.contiguous(value):
-            return "f"
+        if flat and src == shape and self.contiguous(value):
+            return flat
         off = len(shape) - len(src) if align == "right" else 0
         idx = ["0" if (src[j] == 1 and shape[off + j] != 1) else f"i{off + j}" for j in range(len(src))]
         return self.offset(value, idx)
+
+    def _loader(self, kb, loaded, loop, shape, flat, hoisted=None):
+        """LoopBody's load(value, align): an input element's first read appends `x{n} = a{i}[offset]` to
+        `loop` (to `hoisted`, when given, for a 0-d value); a scalar input is its by-value parameter."""
+        def load(value, align):
+            buf = kb.buffer(value)
+            if self.scalar_input(value) is not None:
+                return buf
+            key = (id(value), align)
+            if key not in loaded:
+                loaded[key] = f"x{len(loaded)}"
+                if not value.shape and hoisted is not None:
+                    hoisted.append(f"{loaded[key]} = {buf}[0]")
+                else:
+                    loop.append(f"{loaded[key]} = {buf}[{self._elementwise_offset(value, shape, align, flat)}]")
+            return loaded[key]
+        return load
 
     # --- reductions ------------------------------------------------------------------------
     def _emit_reduce(self, k):
@@ -351,52 +331,11 @@ class CUDAModuleEmitter(LibraryKernels):
         rb = max(t.reduce_block_min, min(t.reduce_block_max, next_pow2(length)))
         kb = KernelBody(self, k.name)
         b = self._header(k)
-        temps, loaded, loop = {}, {}, []
-
-        def read(value):
-            if id(value) in temps:
-                return temps[id(value)]
-            if self.inline(value):
-                return self.literal_of(value)
-            buf = kb.buffer(value)
-            if self.scalar_input(value) is not None:
-                return buf
-            if id(value) not in loaded:
-                name = f"x{len(loaded)}"
-                loaded[id(value)] = name
-                src = tuple(value.shape)
-                off = rank - len(src)
-                idx = ["0" if (src[j] == 1 and shape[off + j] != 1) else f"i{off + j}" for j in range(len(src))]
-                loop.append(f"{name} = {buf}[{self.offset(value, idx)}]")
-            return loaded[id(value)]
-
-        def read_label(value):
-            buf = kb.buffer(value)
-            name = f"x{len(loaded)}"
-            loaded[(id(value), "left")] = name
-            src = tuple(value.shape)
-            idx = ["0" if (src[j] == 1 and shape[j] != 1) else f"i{j}" for j in range(len(src))]
-            loop.append(f"{name} = {buf}[{self.offset(value, idx)}]")
-            return name
-
-        for j, node in enumerate(k.nodes[:-1]):
-            if node.op == "broadcast_to":
-                temps[id(node.out)] = read(node.inputs[0])
-                continue
-            if node.op == "one_hot":    # cross_entropy without a backward: sum(one_hot * log_softmax)
-                label = read_label(node.inputs[0])
-                classes = node.attrs["num_classes"]
-                kb.err()
-                loop.append(f"if {label} < 0 or {label} >= {classes}:")
-                loop.append(f"    err[0] = {self._err_code(k.name, k)}   # one_hot: a class index is out of range")
-                loop.append(f"t{j} = {NP_TYPE[node.out.dtype.name]}(1 if {label} == i{rank - 1} else 0)")
-                temps[id(node.out)] = f"t{j}"
-                continue
-            if node.op == "uniform":
-                raise BackendError(node.op, "cannot be a reduction prologue")
-            loop.append(f"t{j} = {typed(expr(node, [read(v) for v in node.inputs], CUDA_OVERRIDES), node.out.dtype)}")
-            temps[id(node.out)] = f"t{j}"
-        src = read(red.inputs[0])
+        loop = []
+        element = LoopBody(self.plan, self._loader(kb, {}, loop, shape, None), loop.append,
+                           overrides=CUDA_OVERRIDES)   # a prologue: no one_hot, no uniform
+        element.emit_nodes(k.nodes[:-1])
+        src = element.read(red.inputs[0])
         out = kb.buffer(red.out, prefix="o")
         in_dt = red.inputs[0].dtype
         acc_dt = NP_TYPE[(red.out.dtype if red.op == "sum" else in_dt).name]

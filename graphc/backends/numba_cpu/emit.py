@@ -252,10 +252,11 @@ class ModuleEmitter:
         def bad_class(classes):
             return f"raise ValueError('{k.name}: one_hot: a class index is out of range for {classes} classes')"
 
-        loop = LoopBody(self.plan, self._loader(body, arg_of, loaded, shape_of, shape), body.line, rank,
-                        self._flat_index(shape),
+        load = self._loader(body, arg_of, loaded, shape_of, shape)
+        loop = LoopBody(self.plan, load, body.line, rank, self._flat_index(shape),
                         bad_class=bad_class, uniform=self._uniform)
-        loop.emit_nodes(k.nodes, {id(v): f"{outs[id(v)]}[{', '.join(idx) if rank else '()'}]" for v in writes})
+        at = ", ".join(idx) if rank else "()"
+        loop.emit_nodes(k.nodes, {id(v): f"{outs[id(v)]}[{at}]" for v in writes})
         body.level -= rank + 1
         self._call(k, [views.get(id(v)) or self.var(v) for v in ext + writes])
 
@@ -378,7 +379,8 @@ class ModuleEmitter:
         for d in axes:
             body.line(f"for i{d} in range({shape[d]}):")
             body.level += 1
-        loop = LoopBody(self.plan, self._loader(body, arg_of, loaded, shape_of, shape), body.line)   # no one_hot, uniform
+        load = self._loader(body, arg_of, loaded, shape_of, shape)
+        loop = LoopBody(self.plan, load, body.line)   # a prologue: no one_hot, no uniform
         loop.emit_nodes(k.nodes[:-1])
         src = loop.read(red.inputs[0])
         if red.op != "argmax":   # the table's combining template

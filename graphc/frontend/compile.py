@@ -18,19 +18,77 @@ from ..config import log, settings
 from ..errors import BackendError, GraphcError
 from ..tensor import Tensor
 from .backend_failure import backend_failure
-from .trace import Tracer, unflatten_result
+from .trace import TraceRecord, Tracer, unflatten_result
 
 DEFAULT_BACKEND = "numba_cpu"
 
 
 def compile(fn=None, *, backend=None, fullgraph=True, dynamic=False, mode=None, options=None):
-    """Compile a function or Module: a bare decorator, a decorator with arguments, or a call."""
+    """Compile a function or Module: a bare decorator, a decorator with arguments, or a call.
+
+    fullgraph=True: code that cannot be traced (.item(), .numpy(), `if tensor:`, x[mask]) is a
+    TraceError naming its line; fullgraph=False: it becomes a graph break (frontend/breaks.py).
+    mode: None or "default"; "reduce-overhead" is what graphc always does (see _check_mode).
+    options: the backend's own compile options, checked by name (numba_cpu: fusion, keep_values, cache_dir).
+    """
     if fn is None:
         return lambda f: compile(f, backend=backend, fullgraph=fullgraph, dynamic=dynamic, mode=mode, options=options)
+    backend = backend or DEFAULT_BACKEND
+    _check_mode(mode)
+    options = _check_options(backend, options or {})
     from ..nn.module import Module
     if isinstance(fn, Module):
-        return CompiledModule(fn, backend or DEFAULT_BACKEND, options or {})
-    return CompiledFunction(fn, backend or DEFAULT_BACKEND, options or {})
+        compiled = CompiledModule(fn, backend, options)
+    else:
+        compiled = CompiledFunction(fn, backend, options)
+    compiled.fullgraph = bool(fullgraph)
+    return compiled
+
+
+# torch.compile's modes, and what each means here.  graphc has no autotuner and no CUDA graphs to
+# switch on: every compiled step is already one driver call over a memory plan fixed at compile
+# time, which is what "reduce-overhead" asks of torch.
+MODES = {"default": "the defaults", "reduce-overhead": "the same as the default: one driver call over planned buffers"}
+
+
+def _check_mode(mode):
+    if mode is None or mode in MODES:
+        return
+    if mode in ("max-autotune", "max-autotune-no-cudagraphs"):
+        raise GraphcError("compile", f"mode={mode!r}: graphc has no autotuner to run",
+                          hint="leave mode out (or mode='default'); threads: graphc.set_num_threads(n)")
+    raise GraphcError("compile", f"unknown mode {mode!r}", hint=f"use one of {', '.join(map(repr, MODES))}")
+
+
+def _check_options(backend, options):
+    """The options the backend's compile() takes by name; any other name is an error, never ignored."""
+    if not options:
+        return {}
+    import inspect
+    from ..backends import get_backend
+    known = [name for name, p in inspect.signature(get_backend(backend).compile).parameters.items()
+             if name != "graph" and p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise GraphcError("compile", f"backend {backend!r} has no option {', '.join(map(repr, unknown))}",
+                          hint=f"its options: {', '.join(known) or 'none'}")
+    return dict(options)
+
+
+def run_passes(graph, backend_name, timings):
+    """The pass pipeline, then the backend's own passes: (backend, the final graph, the pass manager)."""
+    from ..backends import get_backend
+    from ..distributed import check_collective_order
+    from ..passes.manager import PassManager
+    from ..passes.pipeline import default_passes
+    backend = get_backend(backend_name)
+    manager = PassManager(default_passes() + backend.prepare_passes(), first_stage="trace",
+                          dump_dir=settings.dump, log=lambda banner: log("passes", banner))
+    t1 = time.perf_counter()
+    graph = manager.run(graph)
+    timings["passes"] = time.perf_counter() - t1
+    check_collective_order(graph)
+    return backend, graph, manager
 
 
 def _arg_signature(args, kwargs):
@@ -200,6 +258,10 @@ class CompiledFunction:
         self._fallback = False
         self._stats = {"compiles": 0, "cache_hits": 0, "recompiles": [], "phases": {}}
         self._extra_modules = []
+        self.fullgraph = True
+        self._broken = set()       # guard keys whose code breaks the graph (fullgraph=False)
+        self._segments = {}        # compiled segments by structure (frontend/breaks.py)
+        self._breaks = []          # the breaks of the latest call
         functools.update_wrapper(self, fn, updated=())
 
     # --- calling ---------------------------------------------------------------------------------
@@ -211,6 +273,9 @@ class CompiledFunction:
         if self._fallback or _context.tracer is not None:
             return self.fn(*args, **kwargs)
         key = (_arg_signature(args, kwargs), _context.grad_enabled)
+        if key in self._broken:   # this code breaks: Python runs on every call, between cached segments
+            from .breaks import run_with_breaks
+            return run_with_breaks(self, args, kwargs)
         for entry in self.entries.get(key, ()):
             if _state_signature(entry.record) == entry.state_sig:
                 self._stats["cache_hits"] += 1
@@ -228,6 +293,9 @@ class CompiledFunction:
             log("recompiles", f"recompiling {getattr(self.fn, '__name__', 'function')}: {reason}")
             self._stats["recompiles"].append(reason)
         entry = self._compile(args, kwargs)
+        if not isinstance(entry, Entry):   # the trace broke (fullgraph=False): the call ran in segments
+            self._broken.add(key)
+            return entry.result
         self.entries.setdefault(key, []).append(entry)
         self._last_key = key
         self.last = entry
@@ -247,34 +315,24 @@ class CompiledFunction:
 
     # --- compiling ---------------------------------------------------------------------------------
     def _compile(self, args, kwargs):
-        from ..backends import get_backend
-        from ..passes.manager import PassManager
-        from ..passes.pipeline import default_passes
         timings = {}
         t0 = time.perf_counter()
-        tracer = Tracer(getattr(self.fn, "__name__", "graph").strip("<>").replace(".", "_") or "graph")
-        for m in self._extra_modules:
-            tracer.note_module(m)
-        flat_args = flat_tensor_args(args, kwargs)
-        proxies = {id(t): tracer.data_input(t, f"arg{i}") for i, t in enumerate(flat_args)}
-        p_args, p_kwargs = replace_tensors(args, proxies), replace_tensors(kwargs, proxies)
-        _name_data_inputs(tracer, self.fn, args, kwargs, flat_args)
-        try:
-            with tracer:
-                result = self.fn(*p_args, **p_kwargs)
-        except BaseException:
-            tracer.abort()
-            raise
-        record = tracer.finish(result)
+        if self.fullgraph:
+            tracer, flat_args, p_args, p_kwargs = self._start_trace(Tracer, args, kwargs)
+            try:
+                with tracer:
+                    result = self.fn(*p_args, **p_kwargs)
+            except BaseException:
+                tracer.abort()
+                raise
+            record = tracer.finish(result)
+        else:
+            from .breaks import first_run_with_breaks
+            record, flat_args = first_run_with_breaks(self, args, kwargs)
+            if not isinstance(record, TraceRecord):
+                return record   # it broke: the call ran in segments, and this is its outcome
         timings["trace"] = time.perf_counter() - t0
-        backend = get_backend(self.backend_name)
-        manager = PassManager(default_passes() + backend.prepare_passes(), first_stage="trace",
-                              dump_dir=settings.dump, log=lambda banner: log("passes", banner))
-        t1 = time.perf_counter()
-        graph = manager.run(record.graph)
-        timings["passes"] = time.perf_counter() - t1
-        from ..distributed import check_collective_order
-        check_collective_order(graph)
+        backend, graph, manager = run_passes(record.graph, self.backend_name, timings)
         record.trace_graph, record.graph = record.graph, graph
         saved = _snapshot(list(record.updates) + list(record.escapes) + flat_args)
         run = None
@@ -307,6 +365,17 @@ class CompiledFunction:
         for k, v in timings.items():
             self._stats["phases"][k] = self._stats["phases"].get(k, 0.0) + v
         return entry
+
+    def _start_trace(self, tracer_class, args, kwargs, *extra):
+        """A tracer for one call, with the arguments' tensors as its data inputs: (tracer, flat, args, kwargs)."""
+        tracer = tracer_class(getattr(self.fn, "__name__", "graph").strip("<>").replace(".", "_") or "graph", *extra)
+        for m in self._extra_modules:
+            tracer.note_module(m)
+        flat_args = flat_tensor_args(args, kwargs)
+        proxies = {id(t): tracer.data_input(t, f"arg{i}") for i, t in enumerate(flat_args)}
+        p_args, p_kwargs = replace_tensors(args, proxies), replace_tensors(kwargs, proxies)
+        _name_data_inputs(tracer, self.fn, args, kwargs, flat_args)
+        return tracer, flat_args, p_args, p_kwargs
 
     def _fall_back(self, failure, args, kwargs):
         """Compile on settings.fallback from now on, after one warning that says why."""
@@ -348,9 +417,12 @@ class CompiledFunction:
         return entry.source(kind)
 
     def stats(self):
-        """{'compiles', 'cache_hits', 'recompiles', 'phases': seconds per compile phase, ...backend stats}"""
+        """{'compiles', 'cache_hits', 'recompiles', 'phases': seconds per compile phase, 'graph_breaks' and
+        'break_reasons' of the latest call (fullgraph=False), ...backend stats}"""
         out = dict(self._stats)
         out["phases"] = dict(self._stats["phases"])
+        out["graph_breaks"] = len(self._breaks)
+        out["break_reasons"] = [str(b) for b in self._breaks]
         if self.last is not None:
             out.update({k: v for k, v in self.last.run_stats.items() if k != "phases"})
         return out
@@ -448,12 +520,18 @@ def explain(fn, *args, backend=None, **kwargs):
     explain(train_step, x, y) -> text: the traced IR, each pass with its node counts and time, the
     final IR, the kernels and memory plan, the guards, and seconds per phase.  Like
     torch._dynamo.explain it runs fn once, so the step's side effects (an optimizer update) happen.
+    It compiles with fullgraph=False and lists each graph break with its line and reason; the text
+    it returns also has .graph_count, .graph_break_count and .break_reasons.
     """
-    compiled = compile(fn, backend=backend)
+    from .breaks import Explanation, break_lines
+    compiled = compile(fn, backend=backend, fullgraph=False)
     compiled(*args, **kwargs)
     entry = compiled.last
+    breaks = compiled._breaks
     lines = [f"== graphc.explain: {getattr(fn, '__name__', fn)} on backend {compiled.backend_name} ==", "",
-             "-- traced IR --", entry.stages["trace"], "", "-- passes --"]
+             "-- graph breaks --"] + break_lines(breaks)
+    last = f" (the last of {len(breaks) + 1} graphs)" if breaks else ""
+    lines += ["", f"-- traced IR{last} --", entry.stages["trace"], "", "-- passes --"]
     for name, seconds, (before, after) in entry.pass_report:
         lines.append(f"// IR after {name} ({before} -> {after} nodes, {seconds * 1e3:.1f} ms)")
     lines += ["", "-- final IR --", entry.stages["final"]]
@@ -473,5 +551,5 @@ def explain(fn, *args, backend=None, **kwargs):
     lines += [f"{k:>14}: {v:.3f}" for k, v in entry.timings.items()]
     text = "\n".join(lines)
     print(text)
-    return text
+    return Explanation(text, breaks)
 

@@ -28,7 +28,7 @@ import weakref
 import numpy as np
 
 from .. import _context
-from ..config import log
+from ..config import log, override
 from ..errors import BackendError, GraphcError, format_location, user_frame
 from ..ir import Value
 from ..ir.graph import clone_graph
@@ -199,7 +199,7 @@ class SegmentedCall:
 
     def graph_break(self, tracer, tensor, reason):
         self.breaks.append(Break(user_frame(), reason))
-        log("graph", f"graph break {len(self.breaks)}: {self.breaks[-1]}")
+        log("graph_breaks", f"graph break {len(self.breaks)}: {self.breaks[-1]}")
         live = tracer.live_tensors()
         if type(tensor._value) is Value and all(t is not tensor for t in live):
             live.append(tensor)
@@ -254,7 +254,8 @@ class SegmentedCall:
         trace = record.graph
         backend, graph, manager = run_passes(clone_graph(trace)[0], compiled.backend_name, timings)
         try:
-            run = backend.compile(graph, **compiled.options)
+            with override(**compiled.mode_settings):
+                run = backend.compile(graph, **compiled.options)
         except Exception as exc:
             if isinstance(exc, GraphcError) and not isinstance(exc, BackendError):
                 raise

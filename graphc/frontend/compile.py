@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from .. import _context
-from ..config import log, settings
+from ..config import log, override, settings
 from ..errors import BackendError, GraphcError
 from ..tensor import Tensor
 from .backend_failure import backend_failure
@@ -23,18 +23,18 @@ from .trace import TraceRecord, Tracer, unflatten_result
 DEFAULT_BACKEND = "numba_cpu"
 
 
-def compile(fn=None, *, backend=None, fullgraph=True, dynamic=False, mode=None, options=None):
+def compile(fn=None, *, backend=None, fullgraph=False, dynamic=False, mode=None, options=None):
     """Compile a function or Module: a bare decorator, a decorator with arguments, or a call.
 
-    fullgraph=True: code that cannot be traced (.item(), .numpy(), `if tensor:`, x[mask]) is a
-    TraceError naming its line; fullgraph=False: it becomes a graph break (frontend/breaks.py).
-    mode: None or "default"; "reduce-overhead" is what graphc always does (see _check_mode).
+    fullgraph=False (torch's default): code that cannot be traced (.item(), .numpy(), `if tensor:`,
+    x[mask]) becomes a graph break (frontend/breaks.py); fullgraph=True: a TraceError naming its line.
+    mode: torch's names, mapped to graphc settings (MODES).
     options: the backend's own compile options, checked by name (numba_cpu: fusion, keep_values, cache_dir).
     """
     if fn is None:
         return lambda f: compile(f, backend=backend, fullgraph=fullgraph, dynamic=dynamic, mode=mode, options=options)
     backend = backend or DEFAULT_BACKEND
-    _check_mode(mode)
+    mode_settings = _check_mode(mode)
     options = _check_options(backend, options or {})
     from ..nn.module import Module
     if isinstance(fn, Module):
@@ -42,22 +42,26 @@ def compile(fn=None, *, backend=None, fullgraph=True, dynamic=False, mode=None, 
     else:
         compiled = CompiledFunction(fn, backend, options)
     compiled.fullgraph = bool(fullgraph)
+    compiled.mode_settings = mode_settings
     return compiled
 
 
-# torch.compile's modes, and what each means here.  graphc has no autotuner and no CUDA graphs to
-# switch on: every compiled step is already one driver call over a memory plan fixed at compile
-# time, which is what "reduce-overhead" asks of torch.
-MODES = {"default": "the defaults", "reduce-overhead": "the same as the default: one driver call over planned buffers"}
+# torch.compile's modes as the graphc settings each one sets while this function's graphs compile.
+# "reduce-overhead" is the default here: every compiled step is already one driver call over a
+# memory plan fixed at compile time (what CUDA graphs buy torch).  "max-autotune" has no autotuner
+# to run; it turns on parallel (prange) loops in large generated kernels, GRAPHC_PARALLEL=1's
+# setting, for this function only.
+MODES = {"default": {}, "reduce-overhead": {}, "max-autotune": {"parallel": True},
+         "max-autotune-no-cudagraphs": {"parallel": True}}
 
 
 def _check_mode(mode):
-    if mode is None or mode in MODES:
-        return
-    if mode in ("max-autotune", "max-autotune-no-cudagraphs"):
-        raise GraphcError("compile", f"mode={mode!r}: graphc has no autotuner to run",
-                          hint="leave mode out (or mode='default'); threads: graphc.set_num_threads(n)")
-    raise GraphcError("compile", f"unknown mode {mode!r}", hint=f"use one of {', '.join(map(repr, MODES))}")
+    """The settings `mode` stands for.   _check_mode("max-autotune") -> {'parallel': True}"""
+    if mode is None:
+        return {}
+    if mode not in MODES:
+        raise GraphcError("compile", f"unknown mode {mode!r}", hint=f"use one of {', '.join(map(repr, MODES))}")
+    return MODES[mode]
 
 
 def _check_options(backend, options):
@@ -258,7 +262,8 @@ class CompiledFunction:
         self._fallback = False
         self._stats = {"compiles": 0, "cache_hits": 0, "recompiles": [], "phases": {}}
         self._extra_modules = []
-        self.fullgraph = True
+        self.fullgraph = False
+        self.mode_settings = {}
         self._broken = set()       # guard keys whose code breaks the graph (fullgraph=False)
         self._segments = {}        # compiled segments by structure (frontend/breaks.py)
         self._breaks = []          # the breaks of the latest call
@@ -338,7 +343,8 @@ class CompiledFunction:
         run = None
         try:
             t2 = time.perf_counter()
-            run = backend.compile(graph, **self.options)
+            with override(**self.mode_settings):
+                run = backend.compile(graph, **self.options)
             timings["backend"] = time.perf_counter() - t2
             timings.update(getattr(run, "stats", {}).get("phases", {}))
             stages = dict(manager.stages)

@@ -185,18 +185,27 @@ def test_fullgraph_true_keeps_the_error_and_names_the_way_out():
 
 def test_mask_read_under_fullgraph_names_the_way_out():
     with pytest.raises(TraceError, match="fullgraph=False"):
-        graphc.compile(uses_mask, backend="interpreter")(graphc.ones(2))
+        graphc.compile(uses_mask, backend="interpreter", fullgraph=True)(graphc.ones(2))
 
 
 # --- no argument accepted and then ignored --------------------------------------------------------------
 
 def test_mode_has_a_meaning_or_an_error():
-    assert graphc.compile(uses_if, mode="default", backend="interpreter")
-    assert graphc.compile(uses_if, mode="reduce-overhead", backend="interpreter")
-    with pytest.raises(GraphcError, match="no autotuner"):
-        graphc.compile(uses_if, mode="max-autotune")
+    assert graphc.compile(uses_if, mode="default").mode_settings == {}
+    assert graphc.compile(uses_if, mode="reduce-overhead").mode_settings == {}
     with pytest.raises(GraphcError, match="unknown mode 'fast'"):
         graphc.compile(uses_if, mode="fast")
+
+
+def test_max_autotune_compiles_parallel_loops():
+    """mode="max-autotune" is GRAPHC_PARALLEL=1 for this function's kernels: prange in the big loops."""
+    def scale(x):
+        return x * 2 + 1
+    x = graphc.ones(512, 512)
+    fast = graphc.compile(scale, mode="max-autotune")
+    plain = graphc.compile(scale)
+    np.testing.assert_array_equal(fast(x).numpy(), plain(x).numpy())
+    assert "in prange(" in fast.source() and "in prange(" not in plain.source()
 
 
 def test_options_are_the_backends_own_or_an_error():

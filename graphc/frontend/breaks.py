@@ -23,12 +23,13 @@ then computed twice; that is the price of `loss.backward()` after `loss.item()`.
 from __future__ import annotations
 
 import copy
+import warnings
 import weakref
 
 import numpy as np
 
 from .. import _context
-from ..config import log, override
+from ..config import log, override, settings
 from ..errors import BackendError, GraphcError, format_location, user_frame
 from ..ir import Value
 from ..ir.graph import clone_graph
@@ -172,8 +173,9 @@ class _Outcome:
 class SegmentedCall:
     """One call of a compiled function in segments: trace, break, run, trace on."""
 
-    def __init__(self, compiled):
+    def __init__(self, compiled, first):
         self.compiled = compiled
+        self.first = first        # the first call compiles its segments; a later one that must is a recompile
         self.breaks = []
         self.flat_args = []
         self.tracer = None
@@ -229,6 +231,8 @@ class SegmentedCall:
             record.trace_graph, record.graph = record.graph, template.graph
             entry.input_getters = Entry._input_getters(record)
         else:
+            if not self.first:
+                self._note_recompile(len(self.breaks))
             entry = self._lower(record)
         compiled.last = entry
         if keep_sources:
@@ -246,6 +250,19 @@ class SegmentedCall:
         compiled._segments[key] = entry
         compiled._stats["compiles"] += 1
         return outputs
+
+    def _note_recompile(self, index):
+        """A later call met a segment of a new structure (a branch not taken before, a new Python number)."""
+        compiled = self.compiled
+        reason = f"graph {index + 1} (after {index} breaks) has a structure not compiled before"
+        log("recompiles", f"recompiling {getattr(compiled.fn, '__name__', 'function')}: {reason}")
+        compiled._stats["recompiles"].append(reason)
+        if len(compiled._stats["recompiles"]) >= settings.recompile_limit and not compiled._fallback:
+            warnings.warn(f"graphc.compile: {getattr(compiled.fn, '__name__', 'function')} compiled "
+                          f"{settings.recompile_limit} new graphs after its first call (last reason: {reason}); "
+                          f"running it eagerly from the next call on. Raise GRAPHC_RECOMPILE_LIMIT, or keep Python "
+                          f"numbers read from tensors (.item()) out of later tensor math.", stacklevel=2)
+            compiled._fallback = True
 
     def _lower(self, record):
         """Passes and backend on a copy of the trace: the trace stays whole for replays after a break."""
@@ -294,7 +311,7 @@ def _sources(entry, record, flat_args):
 
 def first_run_with_breaks(compiled, args, kwargs):
     """The first call under fullgraph=False: (record, flat args) when it never broke, else (outcome, None)."""
-    call = SegmentedCall(compiled)
+    call = SegmentedCall(compiled, first=True)
     record = call.trace(args, kwargs)
     if not call.breaks:
         compiled._breaks = []
@@ -304,6 +321,6 @@ def first_run_with_breaks(compiled, args, kwargs):
 
 def run_with_breaks(compiled, args, kwargs):
     """A later call of code that breaks: Python runs again, its segments come from the cache."""
-    call = SegmentedCall(compiled)
+    call = SegmentedCall(compiled, first=False)
     return call.finish(call.trace(args, kwargs))
 

@@ -548,12 +548,17 @@ def explain(fn, *args, backend=None, **kwargs):
             except GraphcError:
                 pass
     record = entry.record
-    lines += ["", "-- guards (a change in any of these recompiles) --",
-              "argument shapes and dtypes: " + ", ".join(f"%{v.name}: {v.type_str()}" for v in record.data_inputs),
-              f"grad mode: {'enabled' if _context.grad_enabled else 'disabled'}",
-              f"train/eval flags of {len(record.all_modules)} modules, the state structure of "
-              f"{len(record.optimizers)} optimizers, and {len(record.grads_read)} .grad tensors read before being reset",
-              "", "-- seconds per phase --"]
+    if breaks:
+        lines += ["", "-- guards --", "none: the Python code runs on every call (it broke), and each of its graphs "
+                                      "is looked up by its structure"]
+    else:
+        lines += ["", "-- guards (a change in any of these recompiles) --",
+                  "argument shapes and dtypes: " + ", ".join(f"%{v.name}: {v.type_str()}" for v in record.data_inputs),
+                  f"grad mode: {'enabled' if _context.grad_enabled else 'disabled'}",
+                  f"train/eval flags of {len(record.all_modules)} modules, the state structure of "
+                  f"{len(record.optimizers)} optimizers, and {len(record.grads_read)} .grad tensors read before "
+                  f"being reset"]
+    lines += ["", "-- seconds per phase --"]
     lines += [f"{k:>14}: {v:.3f}" for k, v in entry.timings.items()]
     text = "\n".join(lines)
     print(text)

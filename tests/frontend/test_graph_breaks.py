@@ -176,6 +176,19 @@ def test_a_branch_on_a_tensor_is_decided_again_on_every_call():
     assert compiled.stats()["cache_hits"] == 5        # 4 calls x 2 segments, less those 3
 
 
+def test_new_python_numbers_after_a_break_recompile_up_to_the_limit_then_run_eagerly():
+    def scaled(x):
+        return x * float(x.sum())   # the number is a constant of the next graph
+    compiled = graphc.compile(scaled, backend="interpreter")
+    with graphc.config.override(recompile_limit=3):
+        with pytest.warns(UserWarning, match="compiled 3 new graphs after its first call"):
+            for k in range(1, 6):
+                x = graphc.full((2,), float(k))
+                np.testing.assert_array_equal(compiled(x).numpy(), scaled(x).numpy())
+    assert len(compiled.stats()["recompiles"]) == 3
+    assert compiled.stats()["compiles"] == 5   # the first call's two graphs, three more; then eager
+
+
 def test_fullgraph_true_keeps_the_error_and_names_the_way_out():
     compiled = graphc.compile(uses_if, backend="interpreter", fullgraph=True)
     with pytest.raises(TraceError, match="fullgraph=False") as info:

@@ -228,3 +228,29 @@ def test_options_are_the_backends_own_or_an_error():
     with pytest.raises(GraphcError, match="backend 'interpreter' has no option 'fusion'"):
         graphc.compile(uses_if, backend="interpreter", options={"fusion": False})
     assert graphc.compile(uses_if, backend="numba_cpu", options={"fusion": False}).options == {"fusion": False}
+
+
+class Gate(nn.Module):
+    """A module whose forward branches on its hidden values."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = self.a(x)
+        big, bounded = bool(h.mean() > 0), bool(h.abs().max() < 10)
+        if big and bounded:
+            h = h * 2
+        return self.b(graphc.relu(h))
+
+
+def test_a_compiled_module_breaks_too():
+    graphc.manual_seed(0)
+    net = Gate()
+    compiled = graphc.compile(net, backend="interpreter")
+    rng = np.random.default_rng(4)
+    for _ in range(4):
+        x = graphc.tensor(rng.standard_normal((3, 4)).astype(np.float32))
+        np.testing.assert_array_equal(compiled(x).numpy(), net(x).detach().numpy())
+    assert compiled.stats()["graph_breaks"] == 2

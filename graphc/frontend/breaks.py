@@ -15,10 +15,11 @@ and tracing goes on into the next segment.  Code that broke once runs this way o
 Python decides each branch again; the segments come from the cache.
 
 Autograd across a break: a value that requires grad remembers the segment that made it and what
-that segment read.  When a later segment uses it with grad enabled, the ops that made it are
-recorded again there (replayed from those inputs: the same numbers, the same dropout draws), so a
-`grad` request in the later segment reaches the parameters.  The forward before the break is
-then computed twice; that is the price of `loss.backward()` after `loss.item()`.
+that segment read.  When a later segment asks for a gradient through it (`loss.backward()`), the
+ops that made it are recorded again there (replayed from those inputs: the same numbers, the same
+dropout draws), so the `grad` request reaches the parameters.  The forward before the break is
+then computed twice; that is the price of `loss.backward()` after `loss.item()`.  Without a
+backward through it (`print(loss.item())` after optimizer.step()), a value is a plain input.
 """
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ import weakref
 import numpy as np
 
 from .. import _context
+from ..builder import proxy
 from ..config import log, override, settings
-from ..errors import BackendError, GraphcError, format_location, user_frame
+from ..errors import BackendError, GradError, GraphcError, format_location, user_frame
 from ..ir import Value
 from ..ir.graph import clone_graph
 from ..tensor import Tensor
@@ -73,6 +75,15 @@ def break_lines(breaks):
     return lines
 
 
+class _Overwritten:
+    """A source a replay cannot use: a tensor that carries grad, written by the segment that read it."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+
 class _Origin:
     """Where a value materialised at a break came from: its segment's trace and that segment's inputs."""
 
@@ -89,7 +100,7 @@ class SegmentTracer(Tracer):
         super().__init__(name)
         self.call = call
         self.created = []     # weak references to the tracer tensors this segment handed out
-        self.spliced = {}     # id -> (tensor, its array): earlier values replayed into this segment
+        self.crossing = {}    # id(input value) -> (tensor, _Origin): values from earlier segments that need grad
         self.replays = {}     # id(earlier trace graph) -> {id(its value): this segment's value}
 
     def graph_break(self, tensor, reason):
@@ -120,13 +131,44 @@ class SegmentTracer(Tracer):
         return live
 
     def lift(self, tensor):
+        value = super().lift(tensor)
         origin = tensor.__dict__.get("_break_origin")
-        if origin is None or not tensor.requires_grad or not _context.grad_enabled:
-            return super().lift(tensor)
-        value = self._replay(origin, origin.value)
-        self.spliced[id(tensor)] = (tensor, tensor._value)
-        tensor._value = value
+        if origin is not None and tensor.requires_grad:
+            self.crossing[id(value)] = (tensor, origin)
         return value
+
+    def backward(self, loss, gradient=None):
+        root = self.value_of(loss)
+        reconnected = self._reconnect(root)
+        if reconnected is not root:   # the loss itself was materialised at a break: differentiate its replay
+            loss = proxy(reconnected, True)
+        return super().backward(loss, gradient)
+
+    def _reconnect(self, root):
+        """Give a grad request its path back through the values that earlier breaks materialised.
+
+        Each such value the root depends on is replayed at the top of this graph (a replay reads
+        graph inputs only), and its uses here read the replay instead of the plain input: the same
+        numbers, now differentiable back to the parameters.  Replays may reach older breaks' values,
+        so repeat until none is left.  Returns the root, or its replay when the root is such a value.
+        """
+        while self.crossing:
+            ancestors = self._differentiable_ancestors(root)
+            todo = [key for key in self.crossing if key in ancestors]
+            if not todo:
+                return root
+            swap = {}
+            for key in todo:
+                tensor, origin = self.crossing[key]
+                start = len(self.graph.nodes)
+                swap[key] = self._replay(origin, origin.value)
+                replayed = self.graph.nodes[start:]
+                del self.graph.nodes[start:]
+                self.graph.nodes[:0] = replayed
+            for node in self.graph.nodes:
+                node.inputs = [swap.get(id(v), v) for v in node.inputs]
+            root = swap.get(id(root), root)
+        return root
 
     def _replay(self, origin, value):
         """Record again here the ops of origin.graph that compute `value` (inputs: what that segment read)."""
@@ -142,25 +184,17 @@ class SegmentTracer(Tracer):
                     stack.extend(v.node.inputs)
         for v, source in zip(origin.graph.inputs, origin.sources):
             if id(v) in needed:
+                if isinstance(source, _Overwritten):
+                    raise GradError("backward", "the gradient must flow through a value computed before a graph "
+                                                "break from a tensor that the graph before the break then updated "
+                                                "in place (e.g. optimizer.step()), so its old value is gone",
+                                    hint="call backward() before the update, or compute the value again after it")
                 done[id(v)] = self.value_of(source if isinstance(source, Tensor) else Tensor._wrap(source))
         for node in origin.graph.nodes:
             if id(node.out) in needed:
                 done[id(node.out)] = self.graph.add_node(node.op, [done[id(v)] for v in node.inputs], node.attrs,
                                                          node.loc, shape=node.out.shape, dtype=node.out.dtype)
         return done[id(value)]
-
-    def _unsplice(self):
-        for tensor, array in self.spliced.values():
-            tensor._value = array
-
-    def finish(self, result):
-        record = super().finish(result)
-        self._unsplice()
-        return record
-
-    def abort(self):
-        super().abort()
-        self._unsplice()
 
 
 class _Outcome:
@@ -300,8 +334,8 @@ def _sources(entry, record, flat_args):
     sources = []
     for (kind, src), array in zip(entry.input_getters, entry.graph_inputs(flat_args)):
         t = flat_args[src] if kind == "arg" else src if kind == "tensor" else None
-        if t is not None and t.requires_grad and id(t) not in written:
-            sources.append(t)
+        if t is not None and t.requires_grad:
+            sources.append(_Overwritten(t) if id(t) in written else t)
         elif t is not None and id(t) in written:
             sources.append(np.array(array, copy=True))
         else:

@@ -71,6 +71,24 @@ def test_item_in_the_middle_of_the_seed_step_equals_eager(backend):
     assert f"1. at {HERE}:{lineno}   printed.append(loss.item())  -- .item() reads a tensor's value" in explained
 
 
+def test_a_value_read_after_the_update_is_a_plain_input_of_the_next_graph():
+    """print(loss.item()) at the end of the step: no backward crosses the break, nothing is computed twice."""
+    graphc.manual_seed(0)
+    net, criterion, optimizer, step = build("mlp", graphc, lr=0.05)
+    seen = []
+
+    def step_then_print(x, y):
+        loss = step(x, y)
+        seen.append(loss.item())
+        return loss * 2
+    compiled = graphc.compile(step_then_print, backend="interpreter")
+    x, y = batches(1)[0]
+    out = compiled(x, y)
+    assert compiled.stats()["graph_breaks"] == 1
+    np.testing.assert_allclose(out.item(), 2 * seen[0], rtol=1e-6)
+    assert "matmul" not in compiled.ir("trace")        # the second graph only doubles the loss
+
+
 def test_explain_of_a_whole_graph_reports_no_break():
     _, _, _, step = build("mlp", graphc)
     explained = graphc.explain(step, *batches(1)[0], backend="interpreter")

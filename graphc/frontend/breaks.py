@@ -37,7 +37,7 @@ from ..ir import Value
 from ..ir.graph import clone_graph
 from ..tensor import Tensor
 from .backend_failure import backend_failure
-from .compile import Entry, _restore, _snapshot, run_passes
+from .lowering import restore, run_passes, snapshot
 from .trace import Tracer, unflatten_result
 
 
@@ -263,7 +263,7 @@ class SegmentedCall:
             entry = copy.copy(template)
             entry.record = record
             record.trace_graph, record.graph = record.graph, template.graph
-            entry.input_getters = Entry._input_getters(record)
+            entry.input_getters = type(template)._input_getters(record)
         else:
             if not self.first:
                 self._note_recompile(len(self.breaks))
@@ -273,11 +273,11 @@ class SegmentedCall:
             self.sources = _sources(entry, record, self.flat_args)
         if template is not None:
             return entry(self.flat_args)
-        saved = _snapshot(list(record.updates) + list(record.escapes) + self.flat_args)
+        saved = snapshot(list(record.updates) + list(record.escapes) + self.flat_args)
         try:
             outputs = entry(self.flat_args)
         except Exception as exc:
-            _restore(saved)
+            restore(saved)
             if isinstance(exc, GraphcError) and not isinstance(exc, BackendError):
                 raise
             raise backend_failure(exc, compiled.backend_name, "the first run of", entry.graph) from None
@@ -317,7 +317,7 @@ class SegmentedCall:
         record.trace_graph, record.graph = trace, graph
         stages = dict(manager.stages)
         stages["final"] = str(graph)
-        entry = Entry(record, run, None, stages, timings)
+        entry = compiled._entry(record, run, stages, timings)
         entry.pass_report = [(name, manager.timings[name], manager.node_counts[name]) for name in manager.timings]
         entry.run_stats = getattr(run, "stats", {})
         entry.source = getattr(run, "source", None)

@@ -18,6 +18,7 @@ from ..config import log, override, settings
 from ..errors import BackendError, GraphcError
 from ..tensor import Tensor
 from .backend_failure import backend_failure
+from .lowering import restore as _restore, run_passes, snapshot as _snapshot
 from .trace import TraceRecord, Tracer, unflatten_result
 
 DEFAULT_BACKEND = "numba_cpu"
@@ -77,22 +78,6 @@ def _check_options(backend, options):
         raise GraphcError("compile", f"backend {backend!r} has no option {', '.join(map(repr, unknown))}",
                           hint=f"its options: {', '.join(known) or 'none'}")
     return dict(options)
-
-
-def run_passes(graph, backend_name, timings):
-    """The pass pipeline, then the backend's own passes: (backend, the final graph, the pass manager)."""
-    from ..backends import get_backend
-    from ..distributed import check_collective_order
-    from ..passes.manager import PassManager
-    from ..passes.pipeline import default_passes
-    backend = get_backend(backend_name)
-    manager = PassManager(default_passes() + backend.prepare_passes(), first_stage="trace",
-                          dump_dir=settings.dump, log=lambda banner: log("passes", banner))
-    t1 = time.perf_counter()
-    graph = manager.run(graph)
-    timings["passes"] = time.perf_counter() - t1
-    check_collective_order(graph)
-    return backend, graph, manager
 
 
 def _arg_signature(args, kwargs):
@@ -372,6 +357,10 @@ class CompiledFunction:
             self._stats["phases"][k] = self._stats["phases"].get(k, 0.0) + v
         return entry
 
+    def _entry(self, record, run, stages, timings):
+        """An Entry around a graph compiled outside _compile (frontend/breaks.py's segments)."""
+        return Entry(record, run, None, stages, timings)
+
     def _start_trace(self, tracer_class, args, kwargs, *extra):
         """A tracer for one call, with the arguments' tensors as its data inputs: (tracer, flat, args, kwargs)."""
         tracer = tracer_class(getattr(self.fn, "__name__", "graph").strip("<>").replace(".", "_") or "graph", *extra)
@@ -454,19 +443,6 @@ class _ModuleCall:
 
     def __call__(self, *args, **kwargs):
         return self.module(*args, **kwargs)
-
-
-def _snapshot(tensors):
-    """Copies of the tensors a first run may write (parameters, optimizer state, arguments), to undo a failure."""
-    return [(t, t._value.copy()) for t in tensors if isinstance(t._value, np.ndarray)]
-
-
-def _restore(saved):
-    for t, value in saved:
-        if t._value.shape == value.shape:
-            np.copyto(t._value, value)
-        else:
-            t._value = value
 
 
 def flat_tensor_args(args, kwargs):

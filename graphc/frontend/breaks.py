@@ -256,7 +256,7 @@ class SegmentedCall:
     # --- one segment: compile once per structure, run -------------------------------------------
     def _run(self, record, keep_sources=False):
         compiled = self.compiled
-        key = (compiled.backend_name, repr(sorted(compiled.options.items())), str(record.graph))
+        key = (compiled.backend_name, repr(sorted(compiled.options.items())), structure_key(record.graph))
         template = compiled._segments.get(key)
         if template is not None:
             compiled._stats["cache_hits"] += 1
@@ -341,6 +341,41 @@ def _sources(entry, record, flat_args):
         else:
             sources.append(np.asarray(array))
     return sources
+
+
+def structure_key(graph):
+    """What a compiled segment depends on: input types and kinds, every node, outputs and updates, by position.
+
+    Cheaper than printing the graph (a segment is looked up on every call); names and source
+    lines are left out, as the compiled graph reads its inputs by position.
+    """
+    index, parts = {}, []
+    for v in graph.inputs:
+        index[id(v)] = len(index)
+        parts.append((v.kind, v.shape, v.dtype.str))
+    for node in graph.nodes:
+        parts.append((node.op, tuple([index[id(v)] for v in node.inputs]), node.out.shape, node.out.dtype.str,
+                      tuple(sorted((k, _attr_key(a)) for k, a in node.attrs.items()))))
+        index[id(node.out)] = len(index)
+    parts.append(tuple([index[id(v)] for v in graph.outputs]))
+    parts.append(tuple([(index[id(a)], index[id(b)]) for a, b in graph.updates]))
+    return tuple(parts)
+
+
+def _attr_key(a):
+    if isinstance(a, np.ndarray):
+        return ("array", a.shape, a.dtype.str, a.tobytes())
+    if isinstance(a, (tuple, list)):
+        return (type(a).__name__,) + tuple(_attr_key(v) for v in a)
+    if isinstance(a, np.dtype):
+        return ("dtype", a.str)
+    if isinstance(a, float):   # by text: nan != nan would make a new segment on every call
+        return ("float", repr(a))
+    try:
+        hash(a)
+        return (type(a).__name__, a)
+    except TypeError:
+        return ("repr", repr(a))
 
 
 def first_run_with_breaks(compiled, args, kwargs):

@@ -272,3 +272,13 @@ def test_a_compiled_module_breaks_too():
         x = graphc.tensor(rng.standard_normal((3, 4)).astype(np.float32))
         np.testing.assert_array_equal(compiled(x).numpy(), net(x).detach().numpy())
     assert compiled.stats()["graph_breaks"] == 2
+
+
+
+def test_segments_are_found_again_by_structure():
+    from graphc.frontend.breaks import structure_key
+    from graphc.ir.parser import parse_graph
+    text = "graph g(%x: f32[2] data) {\n  %0: f32[2] = mul %x, %x\n  return %0\n}"
+    assert structure_key(parse_graph(text)) == structure_key(parse_graph(text.replace("graph g", "graph h")))
+    assert structure_key(parse_graph(text)) != structure_key(parse_graph(text.replace("mul", "add")))
+    assert structure_key(parse_graph(text)) != structure_key(parse_graph(text.replace("data", "state")))

@@ -282,3 +282,19 @@ def test_segments_are_found_again_by_structure():
     assert structure_key(parse_graph(text)) == structure_key(parse_graph(text.replace("graph g", "graph h")))
     assert structure_key(parse_graph(text)) != structure_key(parse_graph(text.replace("mul", "add")))
     assert structure_key(parse_graph(text)) != structure_key(parse_graph(text.replace("data", "state")))
+
+
+def test_backward_through_a_value_from_before_the_update_is_a_clear_error():
+    graphc.manual_seed(0)
+    net = nn.Linear(3, 2)
+    opt = graphc.optim.SGD(net.parameters(), lr=0.1)
+
+    def twice(x):
+        out = net(x).sum()
+        out.backward()
+        opt.step()                 # the first graph updates the weights out was computed from
+        print(out.item())
+        (out * 2).backward()
+        return out
+    with pytest.raises(graphc.GradError, match="updated in place"):
+        graphc.compile(twice, backend="interpreter")(graphc.ones(4, 3))

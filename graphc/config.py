@@ -1,6 +1,6 @@
 """All of graphc's settings in one place: GRAPHC_LOG, GRAPHC_DUMP, GRAPHC_CACHE_DIR, GRAPHC_FALLBACK, ...
 
-    GRAPHC_LOG=graph,passes,fusion,kernels,recompiles   what to print to stderr
+    GRAPHC_LOG=graph,passes,fusion,kernels,recompiles   what to print to stderr (also: cache, graph_breaks)
     GRAPHC_DUMP=<dir>                                   write every stage's IR and generated source there
     GRAPHC_CACHE_DIR=<dir>                              where compiled kernels are cached (default ~/.cache/graphc)
     GRAPHC_PARALLEL=1                                   use prange in large generated loops (default off)
@@ -16,7 +16,7 @@ import contextlib
 import os
 import sys
 
-LOG_TOPICS = ("graph", "passes", "fusion", "kernels", "recompiles", "cache")
+LOG_TOPICS = ("graph", "passes", "fusion", "kernels", "recompiles", "cache", "graph_breaks")
 
 
 class _Settings:

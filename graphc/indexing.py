@@ -105,12 +105,18 @@ def _expand_masks(adv, shape):
             dims.append(d)
             idx.append(t if t.dtype == np.int64 else t.to(np.int64))
             continue
+        mask = t._value
         if t._is_traced() or _context.tracer is not None:
-            raise TraceError("getitem", "indexing with a bool mask gives a tensor whose shape depends on the "
-                                        "mask's values, which a compiled graph cannot know in advance",
-                             hint="keep the shape fixed: graphc.where(mask, x, 0.0) or x.masked_fill(~mask, 0.0) "
-                                  "(and sum/mean over it), or do the masked selection outside the compiled function")
-        mask = t._value if t.ndim else t._value.reshape(1)
+            # Even a known mask breaks: the positions are computed here, in Python, on every call.
+            graph_break = getattr(_context.tracer, "graph_break", None)
+            if graph_break is None:
+                raise TraceError("getitem", "indexing with a bool mask gives a tensor whose shape depends on the "
+                                            "mask's values, which a compiled graph cannot know in advance",
+                                 hint="keep the shape fixed: graphc.where(mask, x, 0.0) or x.masked_fill(~mask, "
+                                      "0.0) (and sum/mean over it), do the masked selection outside the compiled "
+                                      "function, or compile with fullgraph=False (a graph break)")
+            mask = graph_break(t, "x[mask]: the result's shape depends on the mask's values")
+        mask = mask if mask.ndim else mask.reshape(1)
         want = tuple(shape[d:d + mask.ndim])
         if tuple(mask.shape) != want:
             raise ShapeError("getitem", f"the shape of the mask {tuple(mask.shape)} does not match the shape "

@@ -214,17 +214,23 @@ class Tensor:
     # --- leaving the graph -----------------------------------------------------------------------
     def _need_value(self, what, way_out):
         if self._is_traced():
+            # compile(fullgraph=False): the graph so far runs and hands the value over (frontend/breaks.py)
+            graph_break = getattr(_context.tracer, "graph_break", None)
+            if graph_break is not None:
+                return graph_break(self, f"{what} reads a tensor's value")
             raise TraceError(what, "cannot read a tensor's value inside @graphc.compile: the value is not "
                                    "known until the compiled graph runs",
-                             hint=way_out)
+                             hint=way_out + "; or compile with fullgraph=False to run it eagerly between two "
+                                            "graphs (a graph break)")
         return self._value
 
     def numpy(self):
         """The values as an ndarray (shares memory, as in PyTorch).   tensor([1.]).numpy() -> array([1.], dtype=float32)"""
-        if self.requires_grad and not self._is_traced():
+        value = self._need_value(".numpy()", "return the tensor from the compiled function and call .numpy() "
+                                             "outside it")
+        if self.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
-        return self._need_value(".numpy()", "return the tensor from the compiled function and call .numpy() "
-                                            "outside it")
+        return value
 
     def item(self):
         """The single value as a Python number.   tensor([2.5]).item() -> 2.5"""

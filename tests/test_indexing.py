@@ -81,7 +81,7 @@ def test_bool_mask_under_compile_names_the_line():
     def positives(x):
         return x[x > 0].sum()   # the masked line
 
-    step = graphc.compile(positives, backend="interpreter")
+    step = graphc.compile(positives, backend="interpreter", fullgraph=True)
     with pytest.raises(TraceError, match="bool mask") as info:
         step(graphc.randn(4))
     assert "the masked line" in str(info.value) and "help:" in str(info.value)

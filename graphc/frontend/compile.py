@@ -14,23 +14,70 @@ import warnings
 import numpy as np
 
 from .. import _context
-from ..config import log, settings
+from ..config import log, override, settings
 from ..errors import BackendError, GraphcError
 from ..tensor import Tensor
 from .backend_failure import backend_failure
-from .trace import Tracer, unflatten_result
+from .lowering import restore as _restore, run_passes, snapshot as _snapshot
+from .trace import TraceRecord, Tracer, unflatten_result
 
 DEFAULT_BACKEND = "numba_cpu"
 
 
-def compile(fn=None, *, backend=None, fullgraph=True, dynamic=False, mode=None, options=None):
-    """Compile a function or Module: a bare decorator, a decorator with arguments, or a call."""
+def compile(fn=None, *, backend=None, fullgraph=False, dynamic=False, mode=None, options=None):
+    """Compile a function or Module: a bare decorator, a decorator with arguments, or a call.
+
+    fullgraph=False (torch's default): code that cannot be traced (.item(), .numpy(), `if tensor:`,
+    x[mask]) becomes a graph break (frontend/breaks.py); fullgraph=True: a TraceError naming its line.
+    mode: torch's names, mapped to graphc settings (MODES).
+    options: the backend's own compile options, checked by name (numba_cpu: fusion, keep_values, cache_dir).
+    """
     if fn is None:
         return lambda f: compile(f, backend=backend, fullgraph=fullgraph, dynamic=dynamic, mode=mode, options=options)
+    backend = backend or DEFAULT_BACKEND
+    mode_settings = _check_mode(mode)
+    options = _check_options(backend, options or {})
     from ..nn.module import Module
     if isinstance(fn, Module):
-        return CompiledModule(fn, backend or DEFAULT_BACKEND, options or {})
-    return CompiledFunction(fn, backend or DEFAULT_BACKEND, options or {})
+        compiled = CompiledModule(fn, backend, options)
+    else:
+        compiled = CompiledFunction(fn, backend, options)
+    compiled.fullgraph = bool(fullgraph)
+    compiled.mode_settings = mode_settings
+    return compiled
+
+
+# torch.compile's modes as the graphc settings each one sets while this function's graphs compile.
+# "reduce-overhead" is the default here: every compiled step is already one driver call over a
+# memory plan fixed at compile time (what CUDA graphs buy torch).  "max-autotune" has no autotuner
+# to run; it turns on parallel (prange) loops in large generated kernels, GRAPHC_PARALLEL=1's
+# setting, for this function only.
+MODES = {"default": {}, "reduce-overhead": {}, "max-autotune": {"parallel": True},
+         "max-autotune-no-cudagraphs": {"parallel": True}}
+
+
+def _check_mode(mode):
+    """The settings `mode` stands for.   _check_mode("max-autotune") -> {'parallel': True}"""
+    if mode is None:
+        return {}
+    if mode not in MODES:
+        raise GraphcError("compile", f"unknown mode {mode!r}", hint=f"use one of {', '.join(map(repr, MODES))}")
+    return MODES[mode]
+
+
+def _check_options(backend, options):
+    """The options the backend's compile() takes by name; any other name is an error, never ignored."""
+    if not options:
+        return {}
+    import inspect
+    from ..backends import get_backend
+    known = [name for name, p in inspect.signature(get_backend(backend).compile).parameters.items()
+             if name != "graph" and p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise GraphcError("compile", f"backend {backend!r} has no option {', '.join(map(repr, unknown))}",
+                          hint=f"its options: {', '.join(known) or 'none'}")
+    return dict(options)
 
 
 def _arg_signature(args, kwargs):
@@ -200,6 +247,11 @@ class CompiledFunction:
         self._fallback = False
         self._stats = {"compiles": 0, "cache_hits": 0, "recompiles": [], "phases": {}}
         self._extra_modules = []
+        self.fullgraph = False
+        self.mode_settings = {}
+        self._broken = set()       # guard keys whose code breaks the graph (fullgraph=False)
+        self._segments = {}        # compiled segments by structure (frontend/breaks.py)
+        self._breaks = []          # the breaks of the latest call
         functools.update_wrapper(self, fn, updated=())
 
     # --- calling ---------------------------------------------------------------------------------
@@ -211,6 +263,9 @@ class CompiledFunction:
         if self._fallback or _context.tracer is not None:
             return self.fn(*args, **kwargs)
         key = (_arg_signature(args, kwargs), _context.grad_enabled)
+        if key in self._broken:   # this code breaks: Python runs on every call, between cached segments
+            from .breaks import run_with_breaks
+            return run_with_breaks(self, args, kwargs)
         for entry in self.entries.get(key, ()):
             if _state_signature(entry.record) == entry.state_sig:
                 self._stats["cache_hits"] += 1
@@ -228,6 +283,9 @@ class CompiledFunction:
             log("recompiles", f"recompiling {getattr(self.fn, '__name__', 'function')}: {reason}")
             self._stats["recompiles"].append(reason)
         entry = self._compile(args, kwargs)
+        if not isinstance(entry, Entry):   # the trace broke (fullgraph=False): the call ran in segments
+            self._broken.add(key)
+            return entry.result
         self.entries.setdefault(key, []).append(entry)
         self._last_key = key
         self.last = entry
@@ -247,40 +305,31 @@ class CompiledFunction:
 
     # --- compiling ---------------------------------------------------------------------------------
     def _compile(self, args, kwargs):
-        from ..backends import get_backend
-        from ..passes.manager import PassManager
-        from ..passes.pipeline import default_passes
         timings = {}
         t0 = time.perf_counter()
-        tracer = Tracer(getattr(self.fn, "__name__", "graph").strip("<>").replace(".", "_") or "graph")
-        for m in self._extra_modules:
-            tracer.note_module(m)
-        flat_args = flat_tensor_args(args, kwargs)
-        proxies = {id(t): tracer.data_input(t, f"arg{i}") for i, t in enumerate(flat_args)}
-        p_args, p_kwargs = replace_tensors(args, proxies), replace_tensors(kwargs, proxies)
-        _name_data_inputs(tracer, self.fn, args, kwargs, flat_args)
-        try:
-            with tracer:
-                result = self.fn(*p_args, **p_kwargs)
-        except BaseException:
-            tracer.abort()
-            raise
-        record = tracer.finish(result)
+        if self.fullgraph:
+            tracer, flat_args, p_args, p_kwargs = self._start_trace(Tracer, args, kwargs)
+            try:
+                with tracer:
+                    result = self.fn(*p_args, **p_kwargs)
+            except BaseException:
+                tracer.abort()
+                raise
+            record = tracer.finish(result)
+        else:
+            from .breaks import first_run_with_breaks
+            record, flat_args = first_run_with_breaks(self, args, kwargs)
+            if not isinstance(record, TraceRecord):
+                return record   # it broke: the call ran in segments, and this is its outcome
         timings["trace"] = time.perf_counter() - t0
-        backend = get_backend(self.backend_name)
-        manager = PassManager(default_passes() + backend.prepare_passes(), first_stage="trace",
-                              dump_dir=settings.dump, log=lambda banner: log("passes", banner))
-        t1 = time.perf_counter()
-        graph = manager.run(record.graph)
-        timings["passes"] = time.perf_counter() - t1
-        from ..distributed import check_collective_order
-        check_collective_order(graph)
+        backend, graph, manager = run_passes(record.graph, self.backend_name, timings)
         record.trace_graph, record.graph = record.graph, graph
         saved = _snapshot(list(record.updates) + list(record.escapes) + flat_args)
         run = None
         try:
             t2 = time.perf_counter()
-            run = backend.compile(graph, **self.options)
+            with override(**self.mode_settings):
+                run = backend.compile(graph, **self.options)
             timings["backend"] = time.perf_counter() - t2
             timings.update(getattr(run, "stats", {}).get("phases", {}))
             stages = dict(manager.stages)
@@ -307,6 +356,21 @@ class CompiledFunction:
         for k, v in timings.items():
             self._stats["phases"][k] = self._stats["phases"].get(k, 0.0) + v
         return entry
+
+    def _entry(self, record, run, stages, timings):
+        """An Entry around a graph compiled outside _compile (frontend/breaks.py's segments)."""
+        return Entry(record, run, None, stages, timings)
+
+    def _start_trace(self, tracer_class, args, kwargs, *extra):
+        """A tracer for one call, with the arguments' tensors as its data inputs: (tracer, flat, args, kwargs)."""
+        tracer = tracer_class(getattr(self.fn, "__name__", "graph").strip("<>").replace(".", "_") or "graph", *extra)
+        for m in self._extra_modules:
+            tracer.note_module(m)
+        flat_args = flat_tensor_args(args, kwargs)
+        proxies = {id(t): tracer.data_input(t, f"arg{i}") for i, t in enumerate(flat_args)}
+        p_args, p_kwargs = replace_tensors(args, proxies), replace_tensors(kwargs, proxies)
+        _name_data_inputs(tracer, self.fn, args, kwargs, flat_args)
+        return tracer, flat_args, p_args, p_kwargs
 
     def _fall_back(self, failure, args, kwargs):
         """Compile on settings.fallback from now on, after one warning that says why."""
@@ -348,9 +412,12 @@ class CompiledFunction:
         return entry.source(kind)
 
     def stats(self):
-        """{'compiles', 'cache_hits', 'recompiles', 'phases': seconds per compile phase, ...backend stats}"""
+        """{'compiles', 'cache_hits', 'recompiles', 'phases': seconds per compile phase, 'graph_breaks' and
+        'break_reasons' of the latest call (fullgraph=False), ...backend stats}"""
         out = dict(self._stats)
         out["phases"] = dict(self._stats["phases"])
+        out["graph_breaks"] = len(self._breaks)
+        out["break_reasons"] = [str(b) for b in self._breaks]
         if self.last is not None:
             out.update({k: v for k, v in self.last.run_stats.items() if k != "phases"})
         return out
@@ -376,19 +443,6 @@ class _ModuleCall:
 
     def __call__(self, *args, **kwargs):
         return self.module(*args, **kwargs)
-
-
-def _snapshot(tensors):
-    """Copies of the tensors a first run may write (parameters, optimizer state, arguments), to undo a failure."""
-    return [(t, t._value.copy()) for t in tensors if isinstance(t._value, np.ndarray)]
-
-
-def _restore(saved):
-    for t, value in saved:
-        if t._value.shape == value.shape:
-            np.copyto(t._value, value)
-        else:
-            t._value = value
 
 
 def flat_tensor_args(args, kwargs):
@@ -448,12 +502,18 @@ def explain(fn, *args, backend=None, **kwargs):
     explain(train_step, x, y) -> text: the traced IR, each pass with its node counts and time, the
     final IR, the kernels and memory plan, the guards, and seconds per phase.  Like
     torch._dynamo.explain it runs fn once, so the step's side effects (an optimizer update) happen.
+    It compiles with fullgraph=False and lists each graph break with its line and reason; the text
+    it returns also has .graph_count, .graph_break_count and .break_reasons.
     """
-    compiled = compile(fn, backend=backend)
+    from .breaks import Explanation, break_lines
+    compiled = compile(fn, backend=backend, fullgraph=False)
     compiled(*args, **kwargs)
     entry = compiled.last
+    breaks = compiled._breaks
     lines = [f"== graphc.explain: {getattr(fn, '__name__', fn)} on backend {compiled.backend_name} ==", "",
-             "-- traced IR --", entry.stages["trace"], "", "-- passes --"]
+             "-- graph breaks --"] + break_lines(breaks)
+    last = f" (the last of {len(breaks) + 1} graphs)" if breaks else ""
+    lines += ["", f"-- traced IR{last} --", entry.stages["trace"], "", "-- passes --"]
     for name, seconds, (before, after) in entry.pass_report:
         lines.append(f"// IR after {name} ({before} -> {after} nodes, {seconds * 1e3:.1f} ms)")
     lines += ["", "-- final IR --", entry.stages["final"]]
@@ -464,14 +524,19 @@ def explain(fn, *args, backend=None, **kwargs):
             except GraphcError:
                 pass
     record = entry.record
-    lines += ["", "-- guards (a change in any of these recompiles) --",
-              "argument shapes and dtypes: " + ", ".join(f"%{v.name}: {v.type_str()}" for v in record.data_inputs),
-              f"grad mode: {'enabled' if _context.grad_enabled else 'disabled'}",
-              f"train/eval flags of {len(record.all_modules)} modules, the state structure of "
-              f"{len(record.optimizers)} optimizers, and {len(record.grads_read)} .grad tensors read before being reset",
-              "", "-- seconds per phase --"]
+    if breaks:
+        lines += ["", "-- guards --", "none: the Python code runs on every call (it broke), and each of its graphs "
+                                      "is looked up by its structure"]
+    else:
+        lines += ["", "-- guards (a change in any of these recompiles) --",
+                  "argument shapes and dtypes: " + ", ".join(f"%{v.name}: {v.type_str()}" for v in record.data_inputs),
+                  f"grad mode: {'enabled' if _context.grad_enabled else 'disabled'}",
+                  f"train/eval flags of {len(record.all_modules)} modules, the state structure of "
+                  f"{len(record.optimizers)} optimizers, and {len(record.grads_read)} .grad tensors read before "
+                  f"being reset"]
+    lines += ["", "-- seconds per phase --"]
     lines += [f"{k:>14}: {v:.3f}" for k, v in entry.timings.items()]
     text = "\n".join(lines)
     print(text)
-    return text
+    return Explanation(text, breaks)
 

@@ -1,6 +1,6 @@
-"""What cannot be traced says so: a TraceError naming the user's line and the way out, and no damage.
+"""Under fullgraph=True, what cannot be traced says so: a TraceError naming the user's line and the way out, and no damage.
 
-    @graphc.compile
+    @graphc.compile(fullgraph=True)          # fullgraph=False makes it a graph break (test_graph_breaks.py)
     def step(x, y): ...; total += loss.item()      # TraceError: .item(): cannot read a tensor's value ...
                                                     #   at test_untraceable.py:NN   total += loss.item()
                                                     #   help: return the tensor from the compiled function ...
@@ -73,7 +73,7 @@ CASES = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_error_names_the_user_line_and_the_way_out(name):
     fn, what, hints = CASES[name]
-    compiled = graphc.compile(fn, backend=BACKEND)
+    compiled = graphc.compile(fn, backend=BACKEND, fullgraph=True)
     with pytest.raises(TraceError) as info:
         compiled(graphc.ones(3))
     err = info.value
@@ -193,7 +193,7 @@ def test_abort_restores_params_grads_and_optimizer_state(optimizer, warm):
             crit(net(x), y).backward()
             opt.step()
     before = snapshot(net, opt)
-    compiled = graphc.compile(step, backend=BACKEND)
+    compiled = graphc.compile(step, backend=BACKEND, fullgraph=True)
     with pytest.raises(TraceError, match="bool\\(tensor\\)"):
         compiled(x, y)
     assert_same_snapshot(snapshot(net, opt), before)
@@ -217,7 +217,7 @@ def test_abort_restores_params_grads_and_optimizer_state(optimizer, warm):
 
 def test_abort_releases_the_tracer():
     """After a failed trace, other compiled functions trace normally and eager ops compute values."""
-    compiled = graphc.compile(uses_item, backend=BACKEND)
+    compiled = graphc.compile(uses_item, backend=BACKEND, fullgraph=True)
     with pytest.raises(TraceError):
         compiled(graphc.ones(2))
     from graphc import _context

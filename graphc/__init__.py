@@ -14,7 +14,8 @@ _configure_runtime()   # numba's threading layer and OpenMP's wait policy, befor
 
 from . import ops  # noqa: F401  (fills the op table)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .device import accelerator, backends, cuda, device, xpu
+from .device import accelerator, cuda, device, xpu
+from .device import backends as _torch_backends
 from .errors import DTypeError, GradError, GraphcError, ShapeError, TraceError
 from .functional import (abs, add, allclose, amax, amin, arange, argmax, argmin, argsort, as_tensor, bmm, cat, chunk,
                          clamp, clip, concat, concatenate, cos, cumsum, div, dot, einsum, empty, empty_like, eq, equal, erf,
@@ -28,6 +29,13 @@ from .random import (Generator, bernoulli, default_generator, initial_seed, manu
                      randn, randn_like, randperm, seed)
 from .tensor import Size, Tensor
 from .version import __version__  # noqa: F401
+
+# graphc.backends is the compiler's backend package (graphc.threads imported it above); it also answers
+# torch.backends' questions (graphc.backends.mps.is_available(), graphc.backends.cudnn.deterministic).
+# Binding device.py's class to the name instead hid the package: `import graphc.backends.numba_cpu as m`
+# raised ImportError, and graphc.backends.get_backend was missing.
+from . import backends as _backend_package  # noqa: E402
+_backend_package.mps, _backend_package.cudnn = _torch_backends.mps, _torch_backends.cudnn
 
 float32 = float = _np.dtype("float32")
 float64 = double = _np.dtype("float64")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import subprocess
+import sys
 
 import networkx as nx
 
@@ -233,3 +235,14 @@ def test_the_reader_sees_function_local_imports():
     """Graph.__str__ imports the printer inside the method: that import is an edge too."""
     assert ("graphc.ir.printer", "print_graph") in [(t, n) for t, n, _ in imports("graphc.ir.graph")]
     assert import_graph().has_edge("graphc.ir.graph", "graphc.ir.printer")
+
+
+def test_graphc_backends_is_the_backend_package_and_answers_torch_backends():
+    """`import graphc.backends.numba_cpu as m` works after `import graphc` (a torch-style class named
+    `backends` once replaced the package), and graphc.backends.mps / .cudnn still answer as torch's do."""
+    code = ("import graphc\nimport graphc.backends.numba_cpu as m\n"
+            "assert m.__name__ == 'graphc.backends.numba_cpu'\n"
+            "assert graphc.backends.get_backend('interpreter') is not None\n"
+            "assert graphc.backends.mps.is_available() is False and graphc.backends.cudnn.deterministic is False\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -137,7 +137,10 @@ else:
     @njit(cache=True)
     def gemm(a, b, out):
         """out[...] = a @ b through the BLAS numba links (numpy ships no OpenBLAS this module can call)."""
-        np.dot(a, b, out)
+        # Typed as contiguous: a strided (layout "A") operand, e.g. a batched matmul's a[i0] or a sliced
+        # out, makes numba print a NumbaPerformanceWarning ("np.vdot() is faster on contiguous arrays")
+        # into the user's output when the kernel compiles; a copy costs less than numba's strided path.
+        out[...] = np.dot(np.ascontiguousarray(a), np.ascontiguousarray(b))
 
 
 def source_fingerprint():

@@ -28,6 +28,7 @@ from ..codegen import IndentedBuffer
 from ..codegen.names import ir_line, param_name
 from ..codegen.scalar import NP_TYPE, expr, identity, literal_of, typed
 from . import blas, templates
+from .rowloops import emit_rowwise
 
 PARALLEL_MIN_ELEMENTS = 1 << 17   # below this a prange launch (~2 us idle, far more on a busy machine) costs more than it saves
 # (benchmarks/bench_parallel_threshold.py measures the crossover; see parallel_reason)
@@ -440,6 +441,10 @@ class ModuleEmitter:
         self._call(k, [views.get(id(v)) or self.var(v) for v in ext + [red.out]])
 
     _emit_argmax = _emit_reduce
+
+    def _emit_rowwise(self, k, body):
+        """A loop over rows with a few passes over each row (softmax, log-softmax, cross-entropy): rowloops.py."""
+        emit_rowwise(self, k, body)
 
     # --- library calls and templates -----------------------------------------------------------
     def _emit_matmul(self, k, body):

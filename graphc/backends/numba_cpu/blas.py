@@ -146,7 +146,7 @@ def gemm_into(a, b, out):
     gemm(a, b, out)
 
 
-@overload(gemm_into, inline="always")
+@overload(gemm_into)
 def _gemm_into(a, b, out):
     """Typing-time dispatch.  `gemm`'s general path (copies of strided operands, a staging output, its
     error message) costs numba ~1-2 s to compile per layout combination; generated kernels pass only

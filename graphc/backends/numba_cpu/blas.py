@@ -95,14 +95,21 @@ def _layout(a, itemsize):
     return 0, 0
 
 
+@njit(cache=True, inline="always")
+def _sizes(a, b, out):
+    """(m, n, k) of out[m, n] = a[m, k] @ b[k, n]; raises when the shapes do not fit together."""
+    m, k = a.shape
+    n = b.shape[1]
+    if b.shape[0] != k or out.shape[0] != m or out.shape[1] != n:
+        raise ValueError("gemm: shapes do not match")
+    return m, n, k
+
+
 if AVAILABLE:
     @njit(cache=True)
     def gemm(a, b, out):
         """out[...] = a @ b through numpy's OpenBLAS; strided operands are read in place or copied once."""
-        m, k = a.shape
-        n = b.shape[1]
-        if b.shape[0] != k or out.shape[0] != m or out.shape[1] != n:
-            raise ValueError("gemm: shapes do not match")
+        m, n, k = _sizes(a, b, out)
         if m == 0 or n == 0:
             return
         item = out.itemsize
@@ -161,10 +168,7 @@ def _gemm_into(a, b, out):
     one, zero = (np.float32(1.0), np.float32(0.0)) if str(out.dtype) == "float32" else (1.0, 0.0)
 
     def lean_gemm(a, b, out):
-        m, k = a.shape
-        n = b.shape[1]
-        if b.shape[0] != k or out.shape[0] != m or out.shape[1] != n:
-            raise ValueError("gemm: shapes do not match")
+        m, n, k = _sizes(a, b, out)
         if m == 0 or n == 0:
             return
         if k == 0:

@@ -32,6 +32,9 @@ class _Settings:
         # prange in large generated loops. Off by default: numba's OpenMP threads spin after a parallel
         # region and fight OpenBLAS's threads for the two cores (a CNN step went from 150 ms to 1.3 s).
         self.parallel = os.environ.get("GRAPHC_PARALLEL", "0") not in ("0", "false", "no")
+        # Adjacent elementwise kernels with one body (the optimizer update, one per parameter) as one loop
+        # over their flat ranges: the body compiles once.  GRAPHC_MULTIRANGE=0 emits one kernel each.
+        self.multirange = os.environ.get("GRAPHC_MULTIRANGE", "1") not in ("0", "false", "no")
         # Which backend a compiled step falls back to when its own backend fails (None: raise BackendError).
         self.fallback = os.environ.get("GRAPHC_FALLBACK") or None
 

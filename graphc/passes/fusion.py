@@ -7,6 +7,9 @@ Rules, in order:
   * elementwise ops (and broadcast_to / one_hot / full / uniform, which read or make values
     elementwise) of the same output shape join one group when that creates no cycle;
   * a reduction swallows the elementwise group that feeds it when nothing else reads that group;
+  * a reduction over the last axis of [R, C] joins the elementwise kernels around it that work on the
+    same rows ([R, C] broadcasts and [R, 1] / [R] row values): one `rowwise` kernel, a loop over rows
+    with a few passes over each row (softmax: max -> sub -> exp -> sum -> div is one kernel);
   * everything else (matmul, conv, pooling, movement) is a kernel of its own.
 Every rejected merge of two adjacent groups is logged with its reason under GRAPHC_LOG=fusion.
 """
@@ -40,6 +43,8 @@ class Kernel:
         """The iteration space: the output shape of the last node (elementwise) or the reduce input."""
         if self.kind == "reduce":
             return self.nodes[-1].inputs[0].shape
+        if self.kind == "rowwise":
+            return self.rows
         return self.nodes[-1].out.shape
 
     def __repr__(self):
@@ -144,6 +149,7 @@ def fuse(graph):
             ancestors[pg] = {find(a) for a in ancestors[pg] | ancestors[mine]} - {pg}
     kernels = _order_kernels(graph, groups, find, group_of)
     kernels = _fuse_reduce_prologues(graph, kernels)
+    kernels = _fuse_rows(kernels)
     _finish(graph, kernels)
     return FusedGraph(graph, kernels)
 
@@ -260,6 +266,77 @@ def _fuse_reduce_prologues(graph, kernels):
         k.nodes = pk.nodes + k.nodes
         merged.add(id(pk))
     return [k for k in kernels if id(k) not in merged]
+
+
+def row_reduction(kernel):
+    """(R, C) when `kernel` reduces the last axis of an [R, C] value (R != C, C > 1), else None.
+
+        sum %x {axes=(1,), keepdim=True} over f32[64,10] -> (64, 10)
+    """
+    red = kernel.nodes[-1]
+    if kernel.kind != "reduce" or red.op == "argmax" or len(red.inputs[0].shape) != 2:
+        return None
+    rows, cols = red.inputs[0].shape
+    if tuple(red.attrs.get("axes") or ()) != (1,) or rows == cols or cols < 2:
+        return None   # rows == cols: an [R] value would broadcast along the columns, not the rows
+    if any(n.op in ("uniform", "one_hot") for n in kernel.nodes[:-1]):
+        return None
+    return rows, cols
+
+
+def _fits_rows(kernel, rows, cols):
+    """Can this elementwise kernel run inside a row-wise kernel over [rows, cols]?"""
+    if kernel.kind == "rowwise":
+        return kernel.rows == (rows, cols)
+    if kernel.kind == "reduce":
+        return row_reduction(kernel) == (rows, cols)
+    if kernel.kind != "elementwise" or any(n.op == "uniform" for n in kernel.nodes):
+        return False
+    return tuple(kernel.shape) in ((rows, cols), (rows, 1), (rows,))
+
+
+def _fuse_rows(kernels):
+    """Merge each run of adjacent kernels over the same rows around a row reduction into one rowwise kernel.
+
+        max_16 (reduce [64,10]); fused_sub_exp_17 ([64,10]); sum_18 (reduce [64,10]); log_19 ([64,1])
+        -> rowwise_16 (rowwise [64, 10]) { %8 = max; %9 = sub; %10 = exp; %11 = sum; %12 = log }
+
+    Views and consts in between are stepped over (the runner makes them; they have no place in
+    the order) unless they view a value of the run.  The merged kernel sits where the run's last
+    kernel was: everything it reads comes before, everything reading it comes after, so no cycle.
+    """
+    out = list(kernels)
+    i = 0
+    while i < len(out):
+        key = row_reduction(out[i])
+        if key is None:
+            i += 1
+            continue
+        start = i
+        while start > 0 and _fits_rows(out[start - 1], *key):
+            start -= 1
+        run, made, end = [], set(), start
+        for j in range(start, len(out)):
+            k = out[j]
+            if k.kind in ("view", "const"):
+                if any(id(v) in made for n in k.nodes for v in n.inputs):
+                    break
+                continue
+            if not _fits_rows(k, *key):
+                break
+            run.append(k)
+            made |= {id(n.out) for n in k.nodes}
+            end = j
+        if len(run) < 2:
+            i += 1
+            continue
+        merged = Kernel("rowwise", [n for k in run for n in k.nodes])
+        merged.rows = key
+        others = [k for k in out[start:end + 1] if all(k is not r for r in run)]
+        log("fusion", f"row-wise kernel over {list(key)}: {len(run)} kernels -> 1")
+        out[start:end + 1] = others + [merged]
+        i = start + len(others) + 1
+    return out
 
 
 def _finish(graph, kernels):

@@ -78,8 +78,8 @@ class Plan:
 
 
 def loop_kernels_inline(kernel, value):
-    """Elementwise and reduce kernels read a full/0-d const as a literal; library kernels need an array."""
-    return kernel.kind in ("elementwise", "reduce")
+    """Loop kernels (elementwise, reduce, rowwise) read a full/0-d const as a literal; library kernels need an array."""
+    return kernel.kind in ("elementwise", "reduce", "rowwise")
 
 
 def plan_pass(inline_ok=loop_kernels_inline):

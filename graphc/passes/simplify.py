@@ -27,6 +27,11 @@ The rules, where "0" and "1" are a `full` node of that value or a `const` whose 
     stop_gradient(x)                              -> x
     sum / max over no axes, or only size-1 axes   -> x  (a reshape when keepdim drops dims)
     where(c, x, x), where(true, x, y), where(false, y, x)  -> x
+    permute(matmul(a, b), (1, 0)), 2-D, the permute the product's only reader
+                                                  -> matmul(permute(b), permute(a)): the product comes out
+                                                     in the layout its readers walk (a weight gradient
+                                                     read row-major by the optimizer update), and BLAS
+                                                     reads the transposed operands through a flag
 
 A value that a `grad` node differentiates with respect to is left alone, and never read as a
 literal: `x * c` with c = ones(3, requires_grad=True) must keep c in the graph.
@@ -65,9 +70,10 @@ def rewrite(*ops):
 class Rewriter:
     """What a rewrite may do besides looking: emit new nodes in front of the node it replaces."""
 
-    def __init__(self, node, variables=frozenset()):
+    def __init__(self, node, variables=frozenset(), readers=None):
         self.node = node
         self.variables = variables      # ids of grad wrt values: never read as literals
+        self.readers = readers or {}    # id(value) -> how many nodes, outputs and updates read it (at sweep start)
         self.emitted: list[Node] = []
 
     def holds(self, value, number):
@@ -106,10 +112,11 @@ def simplify(graph):
         replace = {}
         kept = []
         variables = grad_wrt(graph)     # a grad's wrt value must stay itself
+        readers = _readers(graph)
         for node in graph.nodes:
             node.inputs = [resolve(v, replace) for v in node.inputs]
             for fn in (() if id(node.out) in variables else REWRITES.get(node.op, ())):
-                rw = Rewriter(node, variables)
+                rw = Rewriter(node, variables, readers)
                 new = fn(node, rw)
                 if new is None:
                     continue
@@ -129,6 +136,13 @@ def simplify(graph):
 
 
 # --- the rewrites ----------------------------------------------------------------------------------
+
+def _readers(graph):
+    counts = {}
+    for v in [v for n in graph.nodes for v in n.inputs] + list(graph.outputs) + [v for _, v in graph.updates]:
+        counts[id(v)] = counts.get(id(v), 0) + 1
+    return counts
+
 
 def _producer(value, op):
     return value.node if value.node is not None and value.node.op == op else None
@@ -208,6 +222,18 @@ def permute_permute(node, rw):
         y = inner.inputs[0]
         return y if composed == tuple(range(len(composed))) else rw.emit("permute", [y], perm=composed)
     return None
+
+
+@rewrite("permute")
+def permute_matmul(node, rw):
+    (x,) = node.inputs
+    inner = _producer(x, "matmul")
+    if inner is None or tuple(node.attrs["perm"]) != (1, 0) or rw.readers.get(id(x), 0) != 1:
+        return None
+    a, b = inner.inputs
+    if len(a.shape) != 2 or len(b.shape) != 2 or id(a) in rw.variables or id(b) in rw.variables:
+        return None
+    return rw.emit("matmul", [rw.emit("permute", [b], perm=(1, 0)), rw.emit("permute", [a], perm=(1, 0))])
 
 
 @rewrite("broadcast_to")

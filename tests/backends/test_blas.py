@@ -81,3 +81,30 @@ def test_small_gemms_run_on_one_thread_and_restore_the_budget():
         assert all(n == 2 for lib, api, n in blas_pools() if api == "openblas" and "64_" in lib)
     finally:
         graphc.set_num_threads(before)
+
+
+@njit(cache=False)
+def _gemm_into_kernel(a, b, out, transpose_a, transpose_b):
+    if transpose_a and transpose_b:
+        blas.gemm_into(a.T, b.T, out)
+    elif transpose_a:
+        blas.gemm_into(a.T, b, out)
+    elif transpose_b:
+        blas.gemm_into(a, b.T, out)
+    else:
+        blas.gemm_into(a, b, out)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [7, 0])
+def test_gemm_into_lean_path_matches_numpy_for_contiguous_and_transposed_operands(dtype, k):
+    """What generated kernels call: C operands, and transposes of C buffers (F layout), k = 0 included."""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((13, k)).astype(dtype)
+    b = rng.standard_normal((k, 11)).astype(dtype)
+    for ta in (False, True):
+        for tb in (False, True):
+            out = np.full((13, 11), np.nan, dtype)
+            _gemm_into_kernel(np.ascontiguousarray(a.T) if ta else a, np.ascontiguousarray(b.T) if tb else b,
+                              out, ta, tb)
+            np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-5, err_msg=f"transposed a={ta} b={tb}")

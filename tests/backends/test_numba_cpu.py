@@ -76,16 +76,15 @@ def test_a_chain_of_elementwise_ops_is_one_kernel():
     assert kernels[0].kind == "elementwise"
 
 
-def test_softmax_is_few_kernels_and_fusion_says_why_not_fewer(capfd):
+def test_softmax_is_one_rowwise_kernel_and_fusion_says_so(capfd):
     graph = traced_graph(softmax_like, graphc.randn(4, 5))
     with override(log="fusion"):
         kernels = compute_kernels(fuse(graph))
-    assert len(kernels) <= 4, kernels
-    assert [k.kind for k in kernels].count("reduce") == 2
+    assert [k.kind for k in kernels] == ["rowwise"], kernels
     assert sum(len(k.nodes) for k in kernels) == len(graph.nodes)
-    # exp feeds both the sum and the division: fusion logs why it stays a kernel of its own.
+    # exp feeds both the sum and the division: the elementwise rule refuses, the row-wise rule merges.
     log = capfd.readouterr().err
-    assert "[graphc:fusion] not fusing" in log, log
+    assert "[graphc:fusion] not fusing" in log and "row-wise kernel over [4, 5]" in log, log
 
 
 def test_training_step_kernels_cover_every_node_once(seed_steps):

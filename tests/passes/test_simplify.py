@@ -246,3 +246,29 @@ def test_grad_variables_are_neither_rewritten_nor_read_as_literals():
           return %5, %6
         }"""
     check_pass(simplify, text, text)
+
+
+def transposed_product(returns):
+    """(x^T @ g)^T, returning `returns`: a linear layer's weight gradient as autodiff writes it."""
+    return """
+        graph f(%x: f32[4,3] data, %g: f32[4,5] data) {
+          %0: f32[3,4] = permute %x {perm=(1, 0)}
+          %1: f32[3,5] = matmul %0, %g
+          %2: f32[5,3] = permute %1 {perm=(1, 0)}
+          return """ + returns + """
+        }"""
+
+
+def test_a_transposed_product_is_computed_transposed():
+    # (x^T @ g)^T -> g^T @ x, which the optimizer update reads row-major
+    check_pass(simplify, transposed_product("%2"), """
+        graph f(%x: f32[4,3] data, %g: f32[4,5] data) {
+          %0: f32[5,4] = permute %g {perm=(1, 0)}
+          %1: f32[5,3] = matmul %0, %x
+          return %1
+        }""")
+
+
+def test_a_product_read_twice_is_not_transposed():
+    # computing the product both ways would double its cost
+    check_pass(simplify, transposed_product("%2, %1"), transposed_product("%2, %1"))

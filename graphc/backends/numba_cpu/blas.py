@@ -21,7 +21,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 # CBLAS enum values (cblas.h)
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
@@ -95,14 +95,21 @@ def _layout(a, itemsize):
     return 0, 0
 
 
+@njit(cache=True, inline="always")
+def _sizes(a, b, out):
+    """(m, n, k) of out[m, n] = a[m, k] @ b[k, n]; raises when the shapes do not fit together."""
+    m, k = a.shape
+    n = b.shape[1]
+    if b.shape[0] != k or out.shape[0] != m or out.shape[1] != n:
+        raise ValueError("gemm: shapes do not match")
+    return m, n, k
+
+
 if AVAILABLE:
     @njit(cache=True)
     def gemm(a, b, out):
         """out[...] = a @ b through numpy's OpenBLAS; strided operands are read in place or copied once."""
-        m, k = a.shape
-        n = b.shape[1]
-        if b.shape[0] != k or out.shape[0] != m or out.shape[1] != n:
-            raise ValueError("gemm: shapes do not match")
+        m, n, k = _sizes(a, b, out)
         if m == 0 or n == 0:
             return
         item = out.itemsize
@@ -143,6 +150,47 @@ else:
         out[...] = np.dot(np.ascontiguousarray(a), np.ascontiguousarray(b))
 
 
+def gemm_into(a, b, out):
+    """out[...] = a @ b: what generated kernels call.  Inside @njit it compiles to the lean path below when
+    numba's types already say every operand is contiguous (C, or F: a transposed view); else to `gemm`."""
+    gemm(a, b, out)
+
+
+@overload(gemm_into)
+def _gemm_into(a, b, out):
+    """Typing-time dispatch.  `gemm`'s general path (copies of strided operands, a staging output, its
+    error message) costs numba ~1-2 s to compile per layout combination; generated kernels pass only
+    contiguous planned buffers and transposes of them, where the CBLAS call alone does."""
+    lean = (AVAILABLE and a.ndim == b.ndim == out.ndim == 2 and a.layout in "CF" and b.layout in "CF"
+            and out.layout == "C" and a.dtype == b.dtype == out.dtype and str(out.dtype) in SYMBOLS)
+    if not lean:
+        return lambda a, b, out: gemm(a, b, out)
+    ta = NO_TRANS if a.layout == "C" else TRANS
+    tb = NO_TRANS if b.layout == "C" else TRANS
+    call = _sgemm if str(out.dtype) == "float32" else _dgemm
+    one, zero = (np.float32(1.0), np.float32(0.0)) if str(out.dtype) == "float32" else (1.0, 0.0)
+
+    def lean_gemm(a, b, out):
+        m, n, k = _sizes(a, b, out)
+        if m == 0 or n == 0:
+            return
+        if k == 0:
+            for i in range(m):
+                for j in range(n):
+                    out[i, j] = 0
+            return
+        lda = max(1, k) if ta == NO_TRANS else max(1, m)
+        ldb = max(1, n) if tb == NO_TRANS else max(1, k)
+        small = HAS_THREADS_LOCAL and m * n * k < SMALL_GEMM
+        before = np.int32(0)
+        if small:
+            before = _threads_local(1)
+        call(ROW_MAJOR, ta, tb, m, n, k, one, _address(a), lda, _address(b), ldb, zero, _address(out), max(1, n))
+        if small:
+            _threads_local(before)
+    return lean_gemm
+
+
 def source_fingerprint():
     """A hash of this module's source: generated modules carry it so that numba's cache (which checks only
     the caller's own file) recompiles them when this helper changes."""
@@ -154,4 +202,4 @@ def module_prelude():
     """The import a generated module needs to call `_graphc_gemm`, stamped with this module's fingerprint."""
     return (f"# _graphc_gemm: numpy's OpenBLAS from @njit (graphc.backends.numba_cpu.blas {source_fingerprint()}; "
             f"{'numpy OpenBLAS' if AVAILABLE else 'np.dot fallback'})\n"
-            "from graphc.backends.numba_cpu.blas import gemm as _graphc_gemm")
+            "from graphc.backends.numba_cpu.blas import gemm_into as _graphc_gemm")

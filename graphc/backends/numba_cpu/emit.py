@@ -29,6 +29,8 @@ from ..codegen.body import LoopBody
 from ..codegen.names import ir_line, param_name
 from ..codegen.scalar import NP_TYPE, identity
 from . import blas, templates
+from .multirange import emit_run, runs_of
+from .rowloops import emit_rowwise
 
 PARALLEL_MIN_ELEMENTS = 1 << 17   # below this a prange launch (~2 us idle, far more on a busy machine) costs more than it saves
 # (benchmarks/bench_parallel_threshold.py measures the crossover; see parallel_reason)
@@ -185,7 +187,17 @@ class ModuleEmitter:
             out.line("return 0")
 
     def _emit_kernels(self, body):
+        runs = runs_of(self, self.fused.kernels) if settings.multirange else {}
+        in_run = {id(k) for run in runs.values() for k in run[1:]}
         for k in self.fused.kernels:
+            if id(k) in in_run:
+                continue    # emitted with the first kernel of its run
+            if id(k) in runs:   # several kernels with one body (the optimizer update): one loop over their ranges
+                run = runs[id(k)]
+                n_args = len([v for v in k.inputs if not self.inline(v)]) + len(self.plan.writes(k))
+                emit_run(self, run, body, OUT_OF_LINE_DECORATOR if n_args > MAX_INLINE_ARGS else KERNEL_DECORATOR)
+                body.line("")
+                continue
             if not k.outputs:
                 continue    # nothing reads its results (dead code the pipeline's dce would drop)
             if not self.plan.writes(k) and k.kind in ("elementwise", "const"):
@@ -410,6 +422,10 @@ class ModuleEmitter:
         self._call(k, [views.get(id(v)) or self.var(v) for v in ext + [red.out]])
 
     _emit_argmax = _emit_reduce
+
+    def _emit_rowwise(self, k, body):
+        """A loop over rows with a few passes over each row (softmax, log-softmax, cross-entropy): rowloops.py."""
+        emit_rowwise(self, k, body)
 
     # --- library calls and templates -----------------------------------------------------------
     def _emit_matmul(self, k, body):

@@ -13,7 +13,6 @@ Every kernel carries the IR lines it implements as comments, and its name says w
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..codegen.names import ir_line
-from ..codegen.scalar import expr, typed
+from ..codegen.scalar import expr, literal_of, typed
 
 SKIP_OPS = {"one_hot", "uniform", "broadcast_to"}   # they need the kernel's own index space
 MIN_RUN = 2
@@ -45,7 +45,7 @@ def body_signature(em, k):
             if id(v) in inside:
                 ins.append(("temp", inside[id(v)]))
             elif em.inline(v):
-                ins.append(("literal", em.literal_of(v)))
+                ins.append(("literal", literal_of(v)))
             else:
                 ins.append(where[id(v)])
         sig.append((n.op, repr(sorted(n.attrs.items())), n.out.dtype.name, tuple(ins), writes.get(id(n.out))))
@@ -107,7 +107,7 @@ def emit_run(em, run, body, decorator):
         if id(v) in temps:
             return temps[id(v)]
         if em.inline(v):
-            return em.literal_of(v)
+            return literal_of(v)
         i = arg_of[id(v)]
         if i in scalar:
             return scalar[i]

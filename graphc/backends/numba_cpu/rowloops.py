@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from ...errors import BackendError
 from ...ops import OPS, REDUCE
-from ..codegen.scalar import NP_TYPE, expr, identity, typed
+from ..codegen.scalar import NP_TYPE, expr, identity, literal_of, typed
 
 
 def emit_rowwise(em, k, body):
@@ -66,7 +66,7 @@ def emit_rowwise(em, k, body):
         if id(v) in scalars:
             return scalars[id(v)]
         if em.inline(v):
-            return em.literal_of(v)
+            return literal_of(v)
         key = (id(v), align)
         if key not in cache:
             name = f"{prefix}{len(cache)}"   # y0: a row-level load; x_2_0: a load in pass 2

@@ -50,7 +50,7 @@ def test_interpreter_matches_eager(prog):
 
 
 @settings(FUZZ, max_examples=NUMBA_EXAMPLES)
-@given(programs(max_ops=NUMBA_MAX_OPS, batch_sizes=(BATCH, 1)))
+@given(programs(max_ops=NUMBA_MAX_OPS, batch_sizes=(BATCH, 3, 1)))   # 3 runs on BATCH's symbolic compile
 def test_numba_matches_eager_and_interpreter(prog):
     note(repr(prog))
     check(prog, ["interpreter", "numba_cpu"], note)

@@ -264,11 +264,17 @@ class CompiledFunction:
                           stacklevel=3)
             self._fallback = True
             return self.fn(*args, **kwargs)
+        symbolic = batch_key is not None and batch_key[0] not in self._static_only and \
+            (self.dynamic or self._size_changed(batch_key))
+        if symbolic and not self.dynamic:   # automatic dynamic: say which dim became dynamic, in the same line
+            other = self._same_but_size(batch_key)
+            reason = (f"{reason}; " if reason else "") + \
+                f"dim 0 of {_batched_names(other.record, other.batch_key[1])} became dynamic " \
+                f"({other.batch_key[1]} -> {batch_key[1]}): compiling once with it symbolic"
         if reason:
             log("recompiles", f"recompiling {getattr(self.fn, '__name__', 'function')}: {reason}")
             self._stats["recompiles"].append(reason)
-        if batch_key is not None and batch_key[0] not in self._static_only and \
-                (self.dynamic or self._size_changed(batch_key)):
+        if symbolic:
             entry = self._compile_family(batch_key, args, kwargs)
         else:
             entry = self._compile(args, kwargs)
@@ -303,10 +309,13 @@ class CompiledFunction:
 
     def _size_changed(self, batch_key):
         """Automatic dynamic: an earlier static compile differs from this call only in B's value."""
+        return self._same_but_size(batch_key) is not None
+
+    def _same_but_size(self, batch_key):
         symkey, batch = batch_key
-        return any(e.batch_key is not None and e.batch_key[0] == symkey and e.batch_key[1] != batch
-                   and _state_signature(e.record) == e.state_sig
-                   for entries in self.entries.values() for e in entries)
+        return next((e for entries in self.entries.values() for e in entries
+                     if e.batch_key is not None and e.batch_key[0] == symkey and e.batch_key[1] != batch
+                     and _state_signature(e.record) == e.state_sig), None)
 
     def _compile_family(self, batch_key, args, kwargs):
         """A symbolic-size compile: this size's trace and one at another size make the template."""
@@ -314,15 +323,12 @@ class CompiledFunction:
         name = getattr(self.fn, "__name__", "function")
         backend = get_backend_for(self.backend_name)
         if not hasattr(backend, "sized_text"):
-            log("recompiles", f"{name}: backend {self.backend_name} compiles static shapes only; "
-                              f"compiling for batch size {batch}")
+            log("recompiles", f"{name}: backend {self.backend_name} compiles static shapes only (no symbolic "
+                              f"batch size): one compile per batch size, this one for {batch}")
+            self._static_only.add(symkey)
             return self._compile(args, kwargs)
-        other = None
-        if not self.dynamic:   # automatic: the earlier static compile at another size is the second sample
-            other = next(e for entries in self.entries.values() for e in entries
-                         if e.batch_key is not None and e.batch_key[0] == symkey and e.batch_key[1] != batch)
-            log("recompiles", f"{name}: dim 0 of {_batched_names(other.record, other.batch_key[1])} became "
-                              f"dynamic ({other.batch_key[1]} -> {batch}); compiling once with it symbolic")
+        # automatic dynamic: the earlier static compile at another size is the second sample
+        other = None if self.dynamic else self._same_but_size(batch_key)
         if other is None:
             probe = batch + 1
             texts = self._probe(args, kwargs, batch, probe)

@@ -103,7 +103,8 @@ def small_net_step(dynamic=True, backend="interpreter"):
 
 
 def without_locations(text):
-    return re.sub(r" *#[^\n]*", "", text)
+    """The text without comments: comment lines go, trailing ones (the user's source line) too."""
+    return re.sub(r" *#[^\n]*", "", re.sub(r"(?m)^ *#.*\n", "", text))
 
 
 def test_golden_ir_of_a_symbolic_graph():
@@ -237,3 +238,32 @@ def test_size_parameter_reaches_every_function_that_reads_B():
     out = size_parameter(src)
     assert "def k(B, a):" in out and "def j(a):" in out and "def driver(B, a):" in out
     assert "    k(B, a)" in out and "    j(a)" in out
+
+
+def test_golden_source_of_a_symbolic_kernel():
+    def f(x):
+        return (x * 2.0).relu().sum(0)
+
+    step = graphc.compile(f, backend="numba_cpu", dynamic=True)
+    for b in (4, 6):
+        np.testing.assert_allclose(step(graphc.ones(b, 3)).numpy(), [2.0 * b] * 3)
+    source = without_locations(step.source())
+    assert source[source.index("def fused_mul_relu_sum_1"):] == textwrap.dedent('''\
+        def fused_mul_relu_sum_1(B, a0, o0):
+            for i1 in range(3):
+                acc = 0.0
+                for i0 in range(B):
+                    x0 = a0[i0, i1]
+                    t0 = np.float32((x0 * np.float32(2.0)))
+                    t1 = np.float32((t0 if not (t0 <= 0) else 0.0))
+                    acc = (acc + t1)
+                o0[i1] = np.float32(acc)
+
+
+        @njit(cache=True, error_model="numpy", fastmath=FAST)
+        def driver(B, x, v3):
+            """Runs graph `f`: 1 kernel calls."""
+            fused_mul_relu_sum_1(B, x, v3)
+            return 0
+        ''')
+    assert "kernel fused_mul_relu_sum_1 (reduce [B, 3]) (%x, %0) -> (%3)" in step.ir()

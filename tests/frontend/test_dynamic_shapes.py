@@ -267,3 +267,15 @@ def test_golden_source_of_a_symbolic_kernel():
             return 0
         ''')
     assert "kernel fused_mul_relu_sum_1 (reduce [B, 3]) (%x, %0) -> (%3)" in step.ir()
+
+
+def test_a_backend_without_symbolic_sizes_says_it_compiles_each_size(monkeypatch, capsys):
+    """numba_cuda compiles static shapes only; a backend without sized_text stands in for it here."""
+    from graphc.backends.interpreter import InterpreterBackend
+    monkeypatch.delattr(InterpreterBackend, "sized_text")
+    step = graphc.compile(lambda x: x.sum(), backend="interpreter", dynamic=True)
+    with override(log={"recompiles"}):
+        for b in (3, 4, 5):
+            assert float(step(graphc.ones(b, 2)).item()) == 2.0 * b
+    assert "compiles static shapes only" in capsys.readouterr().err
+    assert step.stats()["compiles"] == 3

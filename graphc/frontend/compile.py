@@ -85,6 +85,13 @@ def _batched_names(record, batch):
     return ", ".join(names) or "the tensor arguments"
 
 
+def _batched_names_of(args, kwargs, batch):
+    """'arguments 0, 2': the tensor arguments (in flat order) whose dim 0 is the batch size."""
+    flat = flat_tensor_args(args, kwargs)
+    return "tensor arguments " + ", ".join(str(i) for i, t in enumerate(flat)
+                                           if t._value.ndim and t._value.shape[0] == batch)
+
+
 def _state_signature(record):
     """Guard part 2: train/eval flags, optimizer structure, which grads exist: what shaped the trace."""
     sig = [m.training for m in record.all_modules]
@@ -331,7 +338,14 @@ class CompiledFunction:
         other = None if self.dynamic else self._same_but_size(batch_key)
         if other is None:
             probe = batch + 1
-            texts = self._probe(args, kwargs, batch, probe)
+            try:
+                texts = self._probe(args, kwargs, batch, probe)
+            except Exception as exc:   # noqa: BLE001 -- e.g. another input's batch sits in dim 1, not dim 0
+                log("recompiles", f"{name}: no symbolic batch size: tracing at batch size {probe} (dim 0 of "
+                                  f"{_batched_names_of(args, kwargs, batch)} only) failed ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0]}); one compile per batch size")
+                self._static_only.add(symkey)
+                return self._compile(args, kwargs)
         else:
             probe, texts = other.batch_key[1], other.sized_texts
         return self._compile(args, kwargs, family=SizeFamily(symkey, probe, texts), batch=batch)

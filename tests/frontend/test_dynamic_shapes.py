@@ -12,6 +12,7 @@ import pytest
 
 import graphc
 import graphc.nn as nn
+import graphc.nn.functional as F
 from graphc.cli import models
 from graphc.config import override
 from graphc.errors import GraphcError
@@ -279,3 +280,17 @@ def test_a_backend_without_symbolic_sizes_says_it_compiles_each_size(monkeypatch
             assert float(step(graphc.ones(b, 2)).item()) == 2.0 * b
     assert "compiles static shapes only" in capsys.readouterr().err
     assert step.stats()["compiles"] == 3
+
+
+def test_a_batch_outside_dim_0_falls_back_to_static_compiles(capsys):
+    """Only dim 0 is symbolic: labels shaped [1, B] make the trace at another size fail, so each size is static."""
+    def f(x, y):
+        return F.cross_entropy(x, y.reshape(-1))
+
+    step = graphc.compile(f, backend="interpreter", dynamic=True)
+    with override(log={"recompiles"}):
+        for b in (4, 5):
+            x, y = graphc.ones(b, 3), graphc.tensor(np.zeros((1, b), np.int64))
+            assert float(step(x, y).item()) == pytest.approx(float(f(x, y).item()))
+    assert "no symbolic batch size" in capsys.readouterr().err
+    assert step.stats()["compiles"] == 2

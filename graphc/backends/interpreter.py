@@ -50,7 +50,13 @@ class InterpreterBackend:
     name = "interpreter"
     run_node = staticmethod(run_node)
 
-    def compile(self, graph, **options):
+    def sized_text(self, graph):
+        """What must agree across batch sizes for one compile to serve them: the IR itself (see
+        graphc.ir.symbolic); the interpreter reads every shape from the graph it runs."""
+        return str(graph)
+
+    def compile(self, graph, size_template=None, size=None, **options):
+        """size_template/size: a dynamic compile's graph at one size; the interpreter runs it as it is."""
         def run(inputs):
             return interpret(graph, inputs)
         run.source = lambda kind="python": "# the interpreter runs the IR directly; see .ir()\n" + str(graph)

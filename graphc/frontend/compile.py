@@ -16,6 +16,7 @@ import numpy as np
 from .. import _context
 from ..config import log, override, settings
 from ..errors import BackendError, GraphcError
+from ..ir.symbolic import SYMBOL, SizeTemplate
 from ..tensor import Tensor
 from .backend_failure import backend_failure
 from .lowering import restore as _restore, run_passes, snapshot as _snapshot
@@ -24,14 +25,21 @@ from .trace import TraceRecord, Tracer, unflatten_result
 DEFAULT_BACKEND = "numba_cpu"
 
 
-def compile(fn=None, *, backend=None, fullgraph=False, dynamic=False, mode=None, options=None):
+def compile(fn=None, *, backend=None, fullgraph=False, dynamic=None, mode=None, options=None):
     """Compile a function or Module: a bare decorator, a decorator with arguments, or a call.
 
     fullgraph=False (torch's default): code that cannot be traced (.item(), .numpy(), `if tensor:`,
     x[mask]) becomes a graph break (frontend/breaks.py); fullgraph=True: a TraceError naming its line.
+    dynamic: True makes dim 0 of the tensor arguments a symbolic size B from the first call, so one
+    compile serves every batch size; None (the default, torch's automatic dynamic) compiles for the
+    first size and, the first time dim 0 changes, once more with it symbolic; False compiles once per size.
     mode: torch's names, mapped to graphc settings (MODES).
     options: the backend's own compile options, checked by name (numba_cpu: fusion, keep_values, cache_dir).
     """
+    if dynamic not in (None, True, False):
+        raise GraphcError("compile", f"dynamic must be True, False or None, got {dynamic!r}",
+                          hint="dynamic=True: one compile for every batch size; None: symbolic after the "
+                               "first change; False: one compile per size")
     if fn is None:
         return lambda f: compile(f, backend=backend, fullgraph=fullgraph, dynamic=dynamic, mode=mode, options=options)
     backend = backend or DEFAULT_BACKEND
@@ -39,9 +47,9 @@ def compile(fn=None, *, backend=None, fullgraph=False, dynamic=False, mode=None,
     options = _check_options(backend, options or {})
     from ..nn.module import Module
     if isinstance(fn, Module):
-        compiled = CompiledModule(fn, backend, options)
+        compiled = CompiledModule(fn, backend, options, dynamic)
     else:
-        compiled = CompiledFunction(fn, backend, options)
+        compiled = CompiledFunction(fn, backend, options, dynamic)
     compiled.fullgraph = bool(fullgraph)
     compiled.mode_settings = mode_settings
     return compiled
@@ -87,18 +95,46 @@ def _arg_signature(args, kwargs):
 
 # Module-level recursion, not nested closures: a recursive closure is a reference cycle, and one per
 # call would leave garbage for the cyclic collector on every compiled step.
-def _sig(x):
+def _sig(x, batch=None):
     if isinstance(x, Tensor):
-        return ("T", x._value.shape, x.dtype.str, x.requires_grad)
+        shape = x._value.shape
+        if batch is not None and shape and shape[0] == batch:
+            shape = (SYMBOL,) + shape[1:]
+        return ("T", shape, x.dtype.str, x.requires_grad)
     if isinstance(x, (tuple, list)):
-        return (type(x).__name__,) + tuple([_sig(v) for v in x])
+        return (type(x).__name__,) + tuple([_sig(v, batch) for v in x])
     if isinstance(x, dict):
-        return ("dict",) + tuple([(k, _sig(v)) for k, v in sorted(x.items())])
+        return ("dict",) + tuple([(k, _sig(v, batch)) for k, v in sorted(x.items())])
     try:
         hash(x)
         return ("V", x)
     except TypeError:
         return ("id", id(x))
+
+
+def _batch_key(args, kwargs):
+    """(guard key with dim 0 of the tensor arguments that share the first one's named B, B), or None.
+
+    The key keeps which arguments share B and everything else about them, not B's value: that is all a
+    symbolic trace depends on.  Sizes 0 and 1 stay static, as in torch (a size-1 dim broadcasts).
+    """
+    flat = flat_tensor_args(args, kwargs)
+    batch = next((t._value.shape[0] for t in flat if t._value.ndim), None)
+    if batch is None or batch < 2:
+        return None
+    return (_sig(tuple(args), batch) + (_sig(kwargs, batch),), _context.grad_enabled), batch
+
+
+def _batched_names(record, batch):
+    names = [f"%{v.name}" for v in record.data_inputs if v.shape and v.shape[0] == batch]
+    return ", ".join(names) or "the tensor arguments"
+
+
+def _batched_names_of(args, kwargs, batch):
+    """'arguments 0, 2': the tensor arguments (in flat order) whose dim 0 is the batch size."""
+    flat = flat_tensor_args(args, kwargs)
+    return "tensor arguments " + ", ".join(str(i) for i, t in enumerate(flat)
+                                           if t._value.ndim and t._value.shape[0] == batch)
 
 
 def _state_signature(record):
@@ -236,16 +272,20 @@ class CompiledFunction:
     so two threads calling one compiled function at once take turns; re-entrant calls in one thread are fine.
     """
 
-    def __init__(self, fn, backend, options):
+    def __init__(self, fn, backend, options, dynamic=None):
         self._lock = threading.RLock()
         self.fn = fn
         self.backend_name = backend
         self.options = options
+        self.dynamic = dynamic
         self.entries: dict[tuple, list[Entry]] = {}
+        self.families: dict[tuple, SizeFamily] = {}   # symbolic-size compiles, by guard key with dim 0 as B
+        self._static_only = set()   # guard keys (dim 0 as B) whose code was found to depend on the size
         self.last: Entry | None = None
         self._last_key = None
         self._fallback = False
-        self._stats = {"compiles": 0, "cache_hits": 0, "recompiles": [], "phases": {}}
+        self._stats = {"compiles": 0, "cache_hits": 0, "recompiles": [], "phases": {}, "dynamic_sizes": [],
+                       "static_sizes": []}
         self._extra_modules = []
         self.fullgraph = False
         self.mode_settings = {}
@@ -271,6 +311,11 @@ class CompiledFunction:
                 self._stats["cache_hits"] += 1
                 self.last = entry
                 return self._run(entry, args, kwargs)
+        batch_key = _batch_key(args, kwargs) if self.dynamic is not False else None
+        if batch_key is not None:
+            result = self._call_dynamic(batch_key, args, kwargs)
+            if result is not _MISS:
+                return result
         reason = self._recompile_reason(key)
         if sum(len(v) for v in self.entries.values()) >= settings.recompile_limit:
             warnings.warn(f"graphc.compile: {getattr(self.fn, '__name__', 'function')} recompiled "
@@ -279,17 +324,98 @@ class CompiledFunction:
                           stacklevel=3)
             self._fallback = True
             return self.fn(*args, **kwargs)
+        symbolic = batch_key is not None and batch_key[0] not in self._static_only and \
+            (self.dynamic or self._size_changed(batch_key))
+        if symbolic and not self.dynamic:   # automatic dynamic: say which dim became dynamic, in the same line
+            other = self._same_but_size(batch_key)
+            reason = (f"{reason}; " if reason else "") + \
+                f"dim 0 of {_batched_names(other.record, other.batch_key[1])} became dynamic " \
+                f"({other.batch_key[1]} -> {batch_key[1]}): compiling once with it symbolic"
         if reason:
             log("recompiles", f"recompiling {getattr(self.fn, '__name__', 'function')}: {reason}")
             self._stats["recompiles"].append(reason)
-        entry = self._compile(args, kwargs)
+        if symbolic:
+            entry = self._compile_family(batch_key, args, kwargs)
+        else:
+            entry = self._compile(args, kwargs)
         if not isinstance(entry, Entry):   # the trace broke (fullgraph=False): the call ran in segments
             self._broken.add(key)
             return entry.result
-        self.entries.setdefault(key, []).append(entry)
+        if entry.family is None:
+            self.entries.setdefault(key, []).append(entry)
         self._last_key = key
         self.last = entry
         return entry.first_result
+
+    # --- symbolic batch size -------------------------------------------------------------------------
+    def _call_dynamic(self, batch_key, args, kwargs):
+        """Run this size on a symbolic compile whose guard holds; a new size of it traces this size
+        (checked against the symbolic module, see graphc.ir.symbolic) without compiling anything."""
+        symkey, batch = batch_key
+        family = self.families.get(symkey)
+        if family is None:
+            return _MISS
+        for entry in family.by_size.get(batch, ()):
+            if _state_signature(entry.record) == entry.state_sig:
+                self._stats["cache_hits"] += 1
+                self.last = entry
+                return self._run(entry, args, kwargs)
+        base = family.entry
+        if _state_signature(base.record) != base.state_sig:
+            return _MISS   # the state the symbolic trace read has changed: an ordinary recompile
+        entry = self._compile(args, kwargs, family=family, batch=batch)
+        if entry.family is None:   # this size could not use the symbolic module: a static entry
+            self.entries.setdefault((_arg_signature(args, kwargs), _context.grad_enabled), []).append(entry)
+        self._last_key = (_arg_signature(args, kwargs), _context.grad_enabled)
+        self.last = entry
+        return entry.first_result
+
+    def _size_changed(self, batch_key):
+        """Automatic dynamic: an earlier static compile differs from this call only in B's value."""
+        return self._same_but_size(batch_key) is not None
+
+    def _same_but_size(self, batch_key):
+        symkey, batch = batch_key
+        return next((e for entries in self.entries.values() for e in entries
+                     if e.batch_key is not None and e.batch_key[0] == symkey and e.batch_key[1] != batch
+                     and _state_signature(e.record) == e.state_sig), None)
+
+    def _compile_family(self, batch_key, args, kwargs):
+        """A symbolic-size compile: this size's trace and one at another size make the template."""
+        symkey, batch = batch_key
+        name = getattr(self.fn, "__name__", "function")
+        backend = get_backend_for(self.backend_name)
+        if not hasattr(backend, "sized_text"):
+            log("recompiles", f"{name}: backend {self.backend_name} compiles static shapes only (no symbolic "
+                              f"batch size): one compile per batch size, this one for {batch}")
+            self._static_only.add(symkey)
+            return self._compile(args, kwargs)
+        # automatic dynamic: the earlier static compile at another size is the second sample
+        other = None if self.dynamic else self._same_but_size(batch_key)
+        if other is None:
+            probe = batch + 1
+            try:
+                texts = self._probe(args, kwargs, batch, probe)
+            except Exception as exc:   # noqa: BLE001 -- e.g. another input's batch sits in dim 1, not dim 0
+                log("recompiles", f"{name}: no symbolic batch size: tracing at batch size {probe} (dim 0 of "
+                                  f"{_batched_names_of(args, kwargs, batch)} only) failed ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0]}); one compile per batch size")
+                self._static_only.add(symkey)
+                return self._compile(args, kwargs)
+        else:
+            probe, texts = other.batch_key[1], other.sized_texts
+        return self._compile(args, kwargs, family=SizeFamily(symkey, probe, texts), batch=batch)
+
+    def _probe(self, args, kwargs, batch, probe):
+        """The sized texts of a trace at batch size `probe` (never run; the state it touched is put back)."""
+        flat = flat_tensor_args(args, kwargs)
+        fakes = {id(t): Tensor(np.zeros((probe,) + t._value.shape[1:], t._value.dtype),
+                               requires_grad=t.requires_grad) if t._value.ndim and t._value.shape[0] == batch else t
+                 for t in flat}
+        p_args, p_kwargs = replace_tensors(args, fakes), replace_tensors(kwargs, fakes)
+        tracer, record, graph, manager, backend, _ = self._lower(p_args, p_kwargs, {}, breaks=False)
+        tracer.abort()
+        return _sized_texts(manager, graph, backend)
 
     def _recompile_reason(self, key):
         if self._last_key is None:
@@ -304,10 +430,14 @@ class CompiledFunction:
         return unflatten_result(entry.record.spec, entry(flat_args))
 
     # --- compiling ---------------------------------------------------------------------------------
-    def _compile(self, args, kwargs):
-        timings = {}
+    def _lower(self, args, kwargs, timings, breaks=None):
+        """Trace fn on these arguments and run the pass pipeline: (tracer, record, graph, manager, backend, flat).
+
+        With graph breaks allowed (fullgraph=False; never for a probe trace) a trace that breaks runs the
+        call in segments and returns that outcome instead of the tuple."""
+        breaks = (not self.fullgraph) if breaks is None else breaks
         t0 = time.perf_counter()
-        if self.fullgraph:
+        if not breaks:
             tracer, flat_args, p_args, p_kwargs = self._start_trace(Tracer, args, kwargs)
             try:
                 with tracer:
@@ -318,24 +448,54 @@ class CompiledFunction:
             record = tracer.finish(result)
         else:
             from .breaks import first_run_with_breaks
+            tracer = None
             record, flat_args = first_run_with_breaks(self, args, kwargs)
             if not isinstance(record, TraceRecord):
                 return record   # it broke: the call ran in segments, and this is its outcome
         timings["trace"] = time.perf_counter() - t0
         backend, graph, manager = run_passes(record.graph, self.backend_name, timings)
         record.trace_graph, record.graph = record.graph, graph
+        return tracer, record, graph, manager, backend, flat_args
+
+    def _compile(self, args, kwargs, family=None, batch=None):
+        """Trace, lower and compile for these arguments.  With a family (a symbolic-size compile being
+        made, or a new size of one), the backend loads the family's symbolic module when this size's
+        texts match its template; otherwise this size gets a static compile, and the log says why."""
+        timings = {}
+        lowered = self._lower(args, kwargs, timings)
+        if not isinstance(lowered, tuple):
+            return lowered   # the trace broke: the call ran in segments (frontend/breaks.py)
+        _, record, graph, manager, backend, flat_args = lowered
+        batch_key = _batch_key(args, kwargs) if self.dynamic is not False else None
+        sized = _sized_texts(manager, graph, backend) if batch_key is not None and hasattr(backend, "sized_text") \
+            else None
+        size_options = {}
+        if family is not None:
+            why = family.adopt(sized, batch)
+            if why is not None and not family.by_size:   # no symbolic compile came of it: sizes stay static
+                self._static_only.add(family.symkey)
+            if why is None:
+                size_options = {"size_template": family.templates["source"], "size": batch}
+            else:
+                log("recompiles", f"{getattr(self.fn, '__name__', 'function')}: static compile for batch size "
+                                  f"{batch}: {why}")
+                self._stats["static_sizes"].append((batch, why))
+                family = None
         saved = _snapshot(list(record.updates) + list(record.escapes) + flat_args)
         run = None
         try:
             t2 = time.perf_counter()
             with override(**self.mode_settings):
-                run = backend.compile(graph, **self.options)
+                run = backend.compile(graph, **self.options, **size_options)
             timings["backend"] = time.perf_counter() - t2
             timings.update(getattr(run, "stats", {}).get("phases", {}))
             stages = dict(manager.stages)
             stages["final"] = str(graph)
+            if family is not None:   # the symbolic graph: f32[B,784]
+                stages.update({k: t.text for k, t in family.templates.items() if k in stages})
             log("graph", stages["final"])
             entry = Entry(record, run, None, stages, timings)
+            entry.batch_key, entry.sized_texts, entry.family = batch_key, sized, family
             entry.pass_report = [(name, manager.timings[name], manager.node_counts[name])
                                  for name in manager.timings]
             entry.run_stats = getattr(run, "stats", {})
@@ -352,6 +512,14 @@ class CompiledFunction:
                 raise failure from None
             return self._fall_back(failure, args, kwargs)
         entry.state_sig = _entry_signature(record)
+        if family is not None:
+            new_family = not family.by_size
+            family.by_size.setdefault(batch, []).append(entry)
+            self._stats["dynamic_sizes"].append(batch)
+            if not new_family:   # a new size of a symbolic compile: traced and checked, nothing compiled
+                return entry
+            family.entry = entry
+            self.families[family.symkey] = family
         self._stats["compiles"] += 1
         for k, v in timings.items():
             self._stats["phases"][k] = self._stats["phases"].get(k, 0.0) + v
@@ -423,11 +591,84 @@ class CompiledFunction:
         return out
 
 
+_MISS = object()
+
+
+def get_backend_for(name):
+    from ..backends import get_backend
+    return get_backend(name)
+
+
+def _sized_texts(manager, graph, backend):
+    """What must agree across sizes for one compile to serve them: each IR stage and the backend's text."""
+    texts = dict(manager.stages)
+    texts["final"] = str(graph)
+    texts["source"] = backend.sized_text(graph)
+    return texts
+
+
+class SizeFamily:
+    """One symbolic-size compile: the templates (IR stages, generated source) and an entry per size seen.
+
+    Each size has its own traced graph and memory plan (pools sized for it and kept, so a repeated
+    size allocates nothing) and runs the one compiled module, which takes B as an argument.
+    """
+
+    def __init__(self, symkey, sample_size, sample_texts):
+        self.symkey = symkey
+        self.sample = (sample_size, sample_texts)
+        self.templates = None
+        self.by_size: dict[int, list[Entry]] = {}
+        self.entry = None   # the entry that made the templates: its state guard is the family's
+
+    def adopt(self, texts, size):
+        """None when `texts` (this size's) fit the family; else why this size must be static.
+
+        The backend's text ("source": the generated module, or the IR the interpreter runs) is what
+        must fit: each size's graph and memory plan are its own, and they run that one text with B = size.
+        The IR stages fit for display (f32[B,784]); a memory plan whose pools are not affine in B
+        (a pool is the largest of its values) is shown as the first size planned it.
+        """
+        if texts is None or texts.get("source") is None:
+            return "the backend compiles static shapes only"
+        if self.templates is None:
+            sample_size, sample = self.sample
+            self.templates = {}
+            for name, text in texts.items():
+                template = _fit_for_display(sample.get(name), sample_size, text, size, name)
+                if template is not None:
+                    self.templates[name] = template
+            if "source" not in self.templates:
+                self.templates = None
+                return (f"the {'generated source' if texts['final'] != texts['source'] else 'graph'} at batch "
+                        f"sizes {sample_size} and {size} differs in more than the size (a Python number or a "
+                        f"branch taken from the shape?)")
+            return None
+        if not self.templates["source"].matches(texts["source"], size):
+            return "the code at this size is not the symbolic code (it depends on the size's value)"
+        return None
+
+
+def _fit_for_display(sample, sample_size, text, size, name):
+    if sample is None:
+        return None
+    template = SizeTemplate.fit(sample, sample_size, text, size)
+    if template is not None or name == "source" or "\n// " not in text:
+        return template
+    head, _, tail = text.partition("\n// ")
+    sample_head = sample.partition("\n// ")[0]
+    template = SizeTemplate.fit(sample_head, sample_size, head, size)
+    if template is None:
+        return None
+    return SizeTemplate(template.pieces[:-1] + [template.pieces[-1] + f"\n// at batch size {size}:\n// " + tail],
+                        template.slots)
+
+
 class CompiledModule(CompiledFunction):
     """graphc.compile(module): calls module(*args) through the compiler; other attributes reach the module."""
 
-    def __init__(self, module, backend, options):
-        super().__init__(module.__call__, backend, options)
+    def __init__(self, module, backend, options, dynamic=None):
+        super().__init__(module.__call__, backend, options, dynamic)
         self.__dict__["module"] = module
         self._extra_modules = [module]
         self.fn = _ModuleCall(module)

@@ -315,7 +315,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             with no_grad():
                 # momentum may be a 0-d tensor (the cumulative average of momentum=None)
                 running_mean.copy_(running_mean * (1.0 - momentum) + mean.detach() * momentum)
-                running_var.copy_(running_var * (1.0 - momentum) + var.detach() * (momentum * n / (n - 1)))
+                # The unbiased variance as var() computes it (a division by n - 1, a number affine in the
+                # batch size), not the biased one times n / (n - 1): that float would tie a compiled step to B.
+                unbiased = input.var(axes, unbiased=True).detach()
+                running_var.copy_(running_var * (1.0 - momentum) + unbiased * momentum)
     else:
         mean, var = running_mean, running_var
     out = (input - mean.reshape(shape)) * G.rsqrt(var.reshape(shape) + eps)

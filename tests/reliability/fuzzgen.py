@@ -476,7 +476,8 @@ def _many_params(draw, prog, i):
 @st.composite
 def programs(draw, max_ops=6, dynamic=None, batch_sizes=(BATCH, 1, 3)):
     """A random Program; `dynamic` (True/False/None: drawn) makes it batch-polymorphic, called once per
-    batch size (each new size compiles again: keep the list short where compiles are dear)."""
+    batch size through one graphc.compile(dynamic=True) (size 1 compiles on its own: keep the list short
+    where compiles are dear)."""
     dynamic = draw(st.integers(0, 3)) == 0 if dynamic is None else dynamic
     prog = Program(draw(st.integers(0, 2 ** 31 - 1)), dynamic=dynamic, batch_sizes=batch_sizes)
     first_dim = BATCH if dynamic else draw(st.sampled_from(DIMS))
@@ -550,10 +551,14 @@ class Crash(RuntimeError):
 
 
 def run(prog, backend=None):
-    """The outputs of each call of the program (eager, or compiled on `backend`), from fresh parameters."""
+    """The outputs of each call of the program (eager, or compiled on `backend`), from fresh parameters.
+
+    A batch-polymorphic program compiles with dynamic=True: its sizes run on one symbolic compile
+    (size 1 and any size whose code depends on the value get their own static compile).
+    """
     fn, params = prog.build()
     if backend is not None:
-        fn = graphc.compile(fn, backend=backend)
+        fn = graphc.compile(fn, backend=backend, dynamic=True if prog.dynamic else None)
     outs = []
     for call in range(len(prog.batches)):
         for p in params:

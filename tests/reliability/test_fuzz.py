@@ -33,8 +33,8 @@ from tests.reliability.fuzzgen import BATCH, MAX_PARAMS, _OPTIMIZERS, check, pro
 INTERP_EXAMPLES = int(os.environ.get("GRAPHC_FUZZ_EXAMPLES", "200"))
 NUMBA_EXAMPLES = int(os.environ.get("GRAPHC_FUZZ_NUMBA_EXAMPLES")
                      or (max(100, INTERP_EXAMPLES // 20) if os.environ.get("GRAPHC_FUZZ_EXAMPLES") else 100))
-# Programs for numba_cpu are kept cheap to compile (few ops, so few kernels; two batch sizes, as each new
-# size compiles again): CI runs 100 of them.
+# Programs for numba_cpu are kept cheap to compile (few ops, so few kernels; batch-polymorphic ones run
+# sizes BATCH and 3 on one dynamic=True compile, and size 1 on its own static one): CI runs 100 of them.
 NUMBA_MAX_OPS = 2
 EXPLORE = "GRAPHC_FUZZ_EXAMPLES" in os.environ or "GRAPHC_FUZZ_NUMBA_EXAMPLES" in os.environ
 
@@ -52,7 +52,7 @@ def test_interpreter_matches_eager(prog):
 
 
 @settings(FUZZ, max_examples=NUMBA_EXAMPLES)
-@given(programs(max_ops=NUMBA_MAX_OPS, batch_sizes=(BATCH, 1)))
+@given(programs(max_ops=NUMBA_MAX_OPS, batch_sizes=(BATCH, 3, 1)))   # 3 runs on BATCH's symbolic compile
 def test_numba_matches_eager_and_interpreter(prog):
     note(repr(prog))
     with warnings.catch_warnings(record=True) as caught:

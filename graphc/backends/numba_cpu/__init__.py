@@ -13,6 +13,7 @@ import numpy as np
 
 from ...config import log, settings
 from ...errors import BackendError, ShapeError
+from ...ir.symbolic import size_parameter
 from ...passes.fusion import annotation, fuse, fuse_pass, unfused
 from ...passes.memplan import loop_kernels_inline as inline_ok
 from ...passes.memplan import plan_memory, plan_pass
@@ -46,11 +47,13 @@ class NumbaCPUBackend:
         and graphc.verify see them); they annotate the graph, and compile() uses the annotations."""
         return [("fused", fuse_pass), ("planned", plan_pass(inline_ok))]
 
-    def compile(self, graph, cache_dir=None, keep_values=False, fusion=True, **options):
-        """keep_values=True: no buffer reuse, no in-place updates, so Runner.value reads every kernel
-        output after a run; fusion=False: every node its own kernel (both for debugging)."""
-        phases = {}
-        t0 = time.perf_counter()
+    def sized_text(self, graph):
+        """The generated source for `graph`, which must agree across batch sizes up to the numbers that
+        follow the size (graphc.ir.symbolic) for one compiled module to serve them all."""
+        fused, plan = self._fused_and_planned(graph, True, False)
+        return ModuleEmitter(fused, plan, graph.name).emit()
+
+    def _fused_and_planned(self, graph, fusion, keep_values):
         fused = annotation(graph, "fused") if fusion else None
         if fused is None or fused.graph is not graph:
             fused = fuse(graph) if fusion else unfused(graph)
@@ -59,14 +62,37 @@ class NumbaCPUBackend:
             plan = plan_memory(fused, inline_ok)
         if keep_values:
             keep_every_value(fused, plan)
+        return fused, plan
+
+    def compile(self, graph, cache_dir=None, keep_values=False, fusion=True, size_template=None, size=None,
+                **options):
+        """keep_values=True: no buffer reuse, no in-place updates, so Runner.value reads every kernel
+        output after a run; fusion=False: every node its own kernel (both for debugging).
+
+        size_template (a graphc.ir.symbolic.SizeTemplate of sized_text) and size: `graph` is one batch
+        size of a dynamic compile; the module loaded is the template's, whose kernels take B as their
+        first argument, so every size runs the same compiled machine code (its buffers are this size's).
+        """
+        if size_template is not None and (keep_values or not fusion):
+            raise BackendError("numba_cpu", "keep_values=True and fusion=False compile one size at a time",
+                               hint="compile with dynamic=False to debug a graph")
+        phases = {}
+        t0 = time.perf_counter()
+        fused, plan = self._fused_and_planned(graph, fusion, keep_values)
         phases["fuse+plan"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         emitter = ModuleEmitter(fused, plan, graph.name)
         source = emitter.emit()
+        lead = ()
+        if size_template is not None:
+            if not size_template.matches(source, size):   # the frontend checked; this is the backstop
+                raise BackendError("numba_cpu", f"internal: the source at batch size {size} is not the "
+                                                f"symbolic module's", hint="compile with dynamic=False")
+            source, lead = size_parameter(size_template.text), (size,)
         phases["codegen"] = time.perf_counter() - t1
         log("kernels", source)
         _dump(graph.name, "py", source)
-        runner = Runner(graph, fused, plan, emitter, source, cache_dir or settings.cache_dir, phases)
+        runner = Runner(graph, fused, plan, emitter, source, cache_dir or settings.cache_dir, phases, lead)
         runner.warm_up()
         return runner
 
@@ -140,8 +166,9 @@ def _dynamic(fn):
 class Runner:
     """Calls the generated driver with the graph's inputs plus the planned buffers; hands back results."""
 
-    def __init__(self, graph, fused, plan, emitter, source, cache_dir, phases):
+    def __init__(self, graph, fused, plan, emitter, source, cache_dir, phases, lead=()):
         self.graph = graph
+        self.lead = lead   # (B,) for a size of a dynamic compile: the driver's first argument
         self.fused = fused
         self.plan = plan
         self.emitter = emitter
@@ -213,7 +240,7 @@ class Runner:
             for pos, getter in self._dynamic:
                 args[pos] = getter(inputs)
         try:
-            self.module.driver(*inputs, *args)
+            self.module.driver(*self.lead, *inputs, *args)
         except ValueError as exc:
             raise self._runtime_error(exc) from None
         return [g(inputs) for g in self._getters], [g(inputs) for g in self._update_getters]
@@ -240,10 +267,12 @@ class Runner:
     def _first_failing_kernel(self, inputs):
         """(name, exception) of the first kernel that fails when called on its own, in driver order."""
         import inspect
+        if self.lead:   # the symbolic module's names are not this size's: leave the search to a static compile
+            return None
         params = list(inspect.signature(self.module.driver).parameters)
-        values = dict(zip(params, list(inputs) + list(self._args)))
+        values = dict(zip(params, list(self.lead) + list(inputs) + list(self._args)))
         for pos, getter in self._dynamic:
-            values[params[len(inputs) + pos]] = getter(inputs)
+            values[params[len(self.lead) + len(inputs) + pos]] = getter(inputs)
         for _, line in self.emitter.steps:
             call = re.match(r"(\w+)\((.*)\)$", line)
             if not call or call.group(1) not in self.emitter.kernel_nodes:

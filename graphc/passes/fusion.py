@@ -78,11 +78,16 @@ class FusedGraph:
         return "\n".join(lines)
 
 
-def fuse_pass(graph):
+def fuse_pass(graph, rows=True):
     """The fusion pass: annotates the graph with its kernels (graph.annotations["fused"]); the nodes
     are unchanged, and the printer shows the kernel groups under the graph."""
-    annotate(graph, "fused", fuse(graph))
+    annotate(graph, "fused", fuse(graph, rows=rows))
     return graph
+
+
+def fuse_pass_without_rows(graph):
+    """The fusion pass for a backend that has no row-wise kernels (numba_cuda)."""
+    return fuse_pass(graph, rows=False)
 
 
 def annotate(graph, key, note):
@@ -97,8 +102,10 @@ def annotation(graph, key):
     return getattr(graph, "annotations", {}).get(key)
 
 
-def fuse(graph):
-    """Group nodes into kernels; returns a FusedGraph (the graph itself is unchanged)."""
+def fuse(graph, rows=True):
+    """Group nodes into kernels; returns a FusedGraph (the graph itself is unchanged).
+
+    rows=False leaves out row-wise kernels, for a backend that cannot lower them (numba_cuda)."""
     group_of = {}          # id(node) -> group index
     groups = []            # list of lists of nodes (None when merged away)
     ancestors = []         # per group: set of group ids it (transitively) depends on
@@ -149,7 +156,8 @@ def fuse(graph):
             ancestors[pg] = {find(a) for a in ancestors[pg] | ancestors[mine]} - {pg}
     kernels = _order_kernels(graph, groups, find, group_of)
     kernels = _fuse_reduce_prologues(graph, kernels)
-    kernels = _fuse_rows(kernels)
+    if rows:
+        kernels = _fuse_rows(kernels)
     _finish(graph, kernels)
     return FusedGraph(graph, kernels)
 

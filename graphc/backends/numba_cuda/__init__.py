@@ -39,7 +39,7 @@ import numpy as np
 from ...config import log, settings
 from ...errors import BackendError, ShapeError
 from ...ir.printer import value_names
-from ...passes.fusion import annotation, fuse, fuse_pass
+from ...passes.fusion import annotation, fuse, fuse_pass_without_rows
 from ...passes.memplan import loop_kernels_inline, plan_memory, plan_pass
 from ..codegen.loader import load_module
 from .device import compute_capability, require_cuda
@@ -60,7 +60,7 @@ def generate(graph, target=GPU):
     """Fuse, plan and emit for `target` without touching a device.   generate(g).source -> module text"""
     fused = annotation(graph, "fused")
     if fused is None or fused.graph is not graph:
-        fused = fuse(graph)
+        fused = fuse(graph, rows=False)
     plan = annotation(graph, "planned")
     if plan is None or getattr(plan, "fused", None) is not fused:
         plan = plan_memory(fused, loop_kernels_inline)
@@ -97,7 +97,7 @@ class NumbaCUDABackend:
 
     def prepare_passes(self):
         """Fusion and memory planning as passes (see NumbaCPUBackend.prepare_passes)."""
-        return [("fused", fuse_pass), ("planned", plan_pass(loop_kernels_inline))]
+        return [("fused", fuse_pass_without_rows), ("planned", plan_pass(loop_kernels_inline))]
 
     def compile(self, graph, cache_dir=None, sync="step", **options):
         if sync not in SYNC_MODES:

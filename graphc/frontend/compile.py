@@ -603,7 +603,10 @@ def _sized_texts(manager, graph, backend):
     """What must agree across sizes for one compile to serve them: each IR stage and the backend's text."""
     texts = dict(manager.stages)
     texts["final"] = str(graph)
-    texts["source"] = backend.sized_text(graph)
+    try:
+        texts["source"] = backend.sized_text(graph)
+    except Exception:   # noqa: BLE001 -- this size compiles static; backend.compile then reports the failure
+        texts["source"] = None   # as a BackendError, inside the call that restores the user's state
     return texts
 
 

@@ -112,7 +112,8 @@ def simplify(graph):
         replace = {}
         kept = []
         variables = grad_wrt(graph)     # a grad's wrt value must stay itself
-        readers = _readers(graph)
+        graph = dce(graph)              # count live readers only: a rule that needs a sole reader
+        readers = _readers(graph)       # must see what a second simplify would (a fixpoint)
         for node in graph.nodes:
             node.inputs = [resolve(v, replace) for v in node.inputs]
             for fn in (() if id(node.out) in variables else REWRITES.get(node.op, ())):

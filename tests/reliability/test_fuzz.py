@@ -31,11 +31,15 @@ import graphc
 from tests.reliability.fuzzgen import BATCH, MAX_PARAMS, _OPTIMIZERS, check, programs
 
 INTERP_EXAMPLES = int(os.environ.get("GRAPHC_FUZZ_EXAMPLES", "200"))
+EXPLORE_NUMBA = "GRAPHC_FUZZ_NUMBA_EXAMPLES" in os.environ
 NUMBA_EXAMPLES = int(os.environ.get("GRAPHC_FUZZ_NUMBA_EXAMPLES")
                      or (max(100, INTERP_EXAMPLES // 20) if os.environ.get("GRAPHC_FUZZ_EXAMPLES") else 100))
-# Programs for numba_cpu are kept cheap to compile (few ops, so few kernels; batch-polymorphic ones run
-# sizes BATCH and 3 on one dynamic=True compile, and size 1 on its own static one): CI runs 100 of them.
+# Programs for numba_cpu are kept cheap to compile (few ops, so few kernels, and one batch size: one numba
+# compile each) so that CI runs 100 of them; the interpreter's programs, and an exploring run
+# (GRAPHC_FUZZ_NUMBA_EXAMPLES set), draw several batch sizes through one dynamic=True compile. Symbolic
+# sizes on numba_cpu have their own tests (tests/frontend/test_dynamic_shapes.py).
 NUMBA_MAX_OPS = 2
+NUMBA_BATCHES = (BATCH, 3, 1) if EXPLORE_NUMBA else (BATCH,)
 EXPLORE = "GRAPHC_FUZZ_EXAMPLES" in os.environ or "GRAPHC_FUZZ_NUMBA_EXAMPLES" in os.environ
 
 # CI runs the same programs every time (derandomized); a run with the variables set explores new ones.
@@ -52,7 +56,7 @@ def test_interpreter_matches_eager(prog):
 
 
 @settings(FUZZ, max_examples=NUMBA_EXAMPLES)
-@given(programs(max_ops=NUMBA_MAX_OPS, batch_sizes=(BATCH, 3, 1)))   # 3 runs on BATCH's symbolic compile
+@given(programs(max_ops=NUMBA_MAX_OPS, batch_sizes=NUMBA_BATCHES))
 def test_numba_matches_eager_and_interpreter(prog):
     note(repr(prog))
     with warnings.catch_warnings(record=True) as caught:

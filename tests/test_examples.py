@@ -99,6 +99,7 @@ def test_side_by_side_programs_switch_only_their_imports():
         block = re.search(r"^if args\.torch:\n((?:    .*\n)+)else:\n((?:    .*\n)+)", text, re.M)
         assert block, name
         torch_lines, graphc_lines = block.group(1).split(), block.group(2).split()
+        assert any("graphc" in word for word in graphc_lines), name
         assert all(line.strip().startswith(("import", "from")) for line in block.group(1).splitlines()), name
         assert len(block.group(1).splitlines()) == len(block.group(2).splitlines()), name
         assert "graphc" not in torch_lines and "torch" in " ".join(torch_lines), name

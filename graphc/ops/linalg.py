@@ -7,8 +7,6 @@ VJP see only 2-D or batched operands.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import ShapeError
 from ..threadpool import matmul as _matmul
 from .registry import MATMUL, broadcast_shapes, defop, fmt_shape, require_float, same_dtype

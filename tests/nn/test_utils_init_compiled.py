@@ -10,6 +10,8 @@ import graphc
 import graphc.nn as nn
 import graphc.nn.functional as F
 
+from graphc.cli.models import make_step
+
 from .helpers import arr, rand
 
 torch = pytest.importorskip("torch")
@@ -160,13 +162,7 @@ def _train_bn(backend, train_mode, steps=3):
     data = [(graphc.tensor(rng.standard_normal((5, 1, 6, 6)).astype(np.float32)),
              graphc.tensor(rng.integers(0, 3, 5))) for _ in range(steps)]
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = make_step(net, nn.CrossEntropyLoss(), opt)
     fn = graphc.compile(step, backend=backend) if backend else step
     losses = [fn(x, y).item() for x, y in data]
     return losses, {k: arr(v).copy() for k, v in net.state_dict().items()}

@@ -584,6 +584,10 @@ def assert_agree(prog, want, got, backend, note=print):
                 raise Mismatch(f"{where}: {name} has shape {g.shape}, eager {w.shape}\n{prog!r}")
             scale = 1.0 + float(np.max(np.abs(w))) if w.size and np.isfinite(w).all() else 1.0
             if not np.allclose(g, w, rtol=RTOL, atol=ATOL * scale, equal_nan=True):
+                if name.endswith(" after the step") and _step_replays(prog, got, call):
+                    note(f"{where}: {name} differs from eager, but it is eager's optimizer applied to the "
+                         f"compiled gradients, which agree with eager's: the step amplifies their rounding")
+                    return   # later calls start from other parameters: no longer comparable
                 fn, _ = prog.build()
                 report = graphc.verify(fn, *prog.inputs(call), backend=backend, rtol=RTOL, atol=ATOL * scale,
                                        steps=call + 1)
@@ -592,6 +596,29 @@ def assert_agree(prog, want, got, backend, note=print):
                     return   # an ill-conditioned value (e.g. Adam's step on a cancelling gradient): not a bug
                 raise Mismatch(f"{where}: {name} differs from eager (max abs {np.max(np.abs(g - w)):.3g})\n"
                                f"{prog!r}\n{report}")
+
+
+def _step_replays(prog, got, call):
+    """True when eager's optimizer, fed the compiled run's gradients of calls 1..call+1, lands on the
+    compiled run's parameters.
+
+    Then the compiled update is right and a parameter differs from eager only because the step amplifies
+    float32 rounding of its gradient (the gradients themselves were compared already and agree): Adam's
+    m / sqrt(v) on a gradient that nearly cancels between steps turns a 1e-9 difference into 1e-4.
+    """
+    n = len(prog.params)
+    fn, params = prog.build()
+    opt = fn.__globals__["opt"]
+    for step in range(call + 1):
+        grads = got[step][2:2 + n]
+        for p, g in zip(params, grads):
+            p.grad = None if g is None else graphc.tensor(g)
+        opt.step()
+    for p, g in zip(params, got[call][2 + n:]):
+        w = p.detach().numpy()
+        if not np.allclose(g, w, rtol=RTOL, atol=ATOL * (1.0 + float(np.max(np.abs(w)))), equal_nan=True):
+            return False
+    return True
 
 
 def check(prog, backends, note=print):

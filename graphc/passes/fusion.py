@@ -10,13 +10,22 @@ Rules, in order:
   * a reduction over the last axis of [R, C] joins the elementwise kernels around it that work on the
     same rows ([R, C] broadcasts and [R, 1] / [R] row values): one `rowwise` kernel, a loop over rows
     with a few passes over each row (softmax: max -> sub -> exp -> sum -> div is one kernel);
-  * everything else (matmul, conv, pooling, movement) is a kernel of its own.
+  * everything else (matmul, conv, pooling, movement) is a kernel of its own;
+  * chains that only share an input stay apart once their kernel would take more than
+    MAX_SIDEWAYS_ARGS arrays (see _too_wide).
 Every rejected merge of two adjacent groups is logged with its reason under GRAPHC_LOG=fusion.
 """
 from __future__ import annotations
 
 from ..config import log
 from ..ops import OPS, REDUCE
+
+# Fusing side by side, through a value another chain also reads, saves one read of that value;
+# numba pays ~17 ms of compile per kernel argument. Adam over 50 tensors glued its 50 step-count
+# chains into one kernel of 203 arrays (7 s to compile); kept apart, they are 50 copies of one small
+# kernel that the emitter compiles once (backends/numba_cpu/sharing.py).
+MAX_SIDEWAYS_ARGS = 32
+
 
 def is_loop_op(node):
     """Whether the node joins an elementwise loop nest (the op table's `fuse` facet).   is_loop_op(relu) -> True"""
@@ -130,6 +139,8 @@ def fuse(graph, rows=True):
                 deps |= {find(a) for a in ancestors[g]}
         return deps
 
+    users = graph.users()
+    kept = {id(v) for v in graph.outputs} | {id(v) for pair in graph.updates for v in pair}
     for node in graph.nodes:
         gid = len(groups)
         groups.append([node])
@@ -146,6 +157,8 @@ def fuse(graph, rows=True):
             mine = find(gid)
             if reason is None and (_path_between(pg, mine, ancestors, find) or _path_between(mine, pg, ancestors, find)):
                 reason = "merging would create a cycle (another kernel sits between them)"
+            if reason is None and _too_wide(v, node, groups[pg] + groups[mine], users, kept):
+                reason = f"side by side through {v.type_str()}, the kernel would take over {MAX_SIDEWAYS_ARGS} arrays"
             if reason is not None:
                 log("fusion", f"not fusing {groups[pg][-1].op} into {node.op} "
                               f"({node.out.type_str()}): {reason}")
@@ -160,6 +173,22 @@ def fuse(graph, rows=True):
         kernels = _fuse_rows(kernels)
     _finish(graph, kernels)
     return FusedGraph(graph, kernels)
+
+
+def _too_wide(value, node, nodes, users, kept):
+    """Whether joining `node` to the group making `value` is a side-by-side merge of too many arrays.
+
+    Side by side: `value` already has a reader inside that group, so the merge joins two chains
+    that share an input rather than extending one chain (a chain of any length stays one kernel).
+    Arrays counted: values read from outside the merged group plus values it writes for others.
+    """
+    members = {id(n) for n in nodes}
+    if not any(id(u) in members for u in users.get(id(value), ()) if u is not node):
+        return False
+    reads = {id(v) for n in nodes for v in n.inputs if v.node is None or id(v.node) not in members}
+    writes = [n for n in nodes
+              if id(n.out) in kept or any(id(u) not in members for u in users.get(id(n.out), ()))]
+    return len(reads) + len(writes) > MAX_SIDEWAYS_ARGS
 
 
 def _path_between(a, b, ancestors, find):

@@ -137,8 +137,10 @@ if AVAILABLE:
                    np.float64(0.0), _address(c), ldc)
         if small:
             _threads_local(before)
-        if not direct:
-            out[...] = c
+        if not direct:   # element loop: `out[...] = c` compiles numba's costly broadcast error path
+            for i in range(m):
+                for j in range(n):
+                    out[i, j] = c[i, j]
 else:
     @njit(cache=True)
     def gemm(a, b, out):

@@ -30,6 +30,7 @@ from ..codegen.scalar import NP_TYPE, identity
 from . import blas, templates
 from .multirange import emit_run, runs_of
 from .rowloops import emit_rowwise
+from .sharing import SharedKernels
 
 PARALLEL_MIN_ELEMENTS = 1 << 17   # below this a prange launch (~2 us idle, far more on a busy machine) costs more than it saves
 # (benchmarks/bench_parallel_threshold.py measures the crossover; see parallel_reason)
@@ -41,8 +42,14 @@ KERNEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, inline
 # numba's inliner refuses a *args call ("Calling a closure with *args is unsupported"): such kernels
 # (a fused optimizer update over many parameters) are compiled out of line, which numba does support.
 MAX_INLINE_ARGS = 30
+MAX_NJIT_DRIVER_ARGS = 256
 OUT_OF_LINE_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST)'
 PARALLEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, parallel=True)'
+
+
+# An array-to-array assignment (out[...] = src) makes numba compile its broadcasting error path, whose
+# message formatting costs ~3 s of compile the first time in a process; an element loop costs 0.4 s.
+COPY_LOOP = "for i in np.ndindex({src}.shape):\n    {dst}[i] = {src}[i]"
 
 
 def parallel_reason():
@@ -141,6 +148,17 @@ class ModuleEmitter:
         doc = f'"""Runs graph `{self.graph.name}`: {len(self.steps)} kernel calls."""'
         # error_model="numpy" here too: kernels are inlined into the driver and compiled with ITS flags,
         # so under Python's error model x / 0 would raise ZeroDivisionError instead of giving inf/nan.
+        if len(args) > MAX_NJIT_DRIVER_ARGS:
+            # numba unboxes every argument of an @njit function in generated code: ~17 ms of compile
+            # per array argument, so a driver of 800 arrays (Adam over 50 parameter tensors) took ~30 s.
+            # A plain Python driver calls each kernel's own dispatcher instead (~2 us a call).
+            out.line(f"def driver({', '.join(args)}):")
+            with out.indent():
+                out.line(doc[:-3] + f' From Python: {len(args)} arguments are too many for one @njit function."""')
+                for _, line in self.steps:
+                    out.line(line)
+                out.line("return 0")
+            return
         if all(kind == "njit" for kind, _ in self.steps):
             out.line('@njit(cache=True, error_model="numpy", fastmath=FAST)')
             out.line(f"def driver({', '.join(args)}):")
@@ -186,35 +204,42 @@ class ModuleEmitter:
             out.line("return 0")
 
     def _emit_kernels(self, body):
+        sharing = SharedKernels()
         runs = runs_of(self, self.fused.kernels) if settings.multirange else {}
         in_run = {id(k) for run in runs.values() for k in run[1:]}
         for k in self.fused.kernels:
-            if id(k) in in_run:
-                continue    # emitted with the first kernel of its run
-            if id(k) in runs:   # several kernels with one body (the optimizer update): one loop over their ranges
-                run = runs[id(k)]
-                n_args = len([v for v in k.inputs if not self.inline(v)]) + len(self.plan.writes(k))
-                emit_run(self, run, body, OUT_OF_LINE_DECORATOR if n_args > MAX_INLINE_ARGS else KERNEL_DECORATOR)
-                body.line("")
-                continue
-            if not k.outputs:
-                continue    # nothing reads its results (dead code the pipeline's dce would drop)
-            if not self.plan.writes(k) and k.kind in ("elementwise", "const"):
-                continue    # every reader inlines these literals
-            if k.kind == "const":
-                continue    # consts are passed in by the runner
-            if k.kind == "view":
-                continue    # views are made by the runner (see self.params)
-            self.kernel_locs[k.name] = k.nodes[0].loc
-            self.kernel_nodes[k.name] = k.nodes
-            emit = getattr(self, f"_emit_{k.kind}", None) or self._emit_extern
-            try:
-                emit(k, body)
-            except GraphcError:
-                raise
-            except Exception as exc:   # a lowering bug: name the kernel and its IR, never a raw traceback
-                raise kernel_failure("numba_cpu", "emitting", exc, k.name, k.nodes, self.names) from exc
+            start = len(body.lines)
+            self._emit_kernel(k, body, runs, in_run)
+            sharing.add(body, start)
+        sharing.finish(body, self.steps, KERNEL_DECORATOR, OUT_OF_LINE_DECORATOR)
+
+    def _emit_kernel(self, k, body, runs, in_run):
+        if id(k) in in_run:
+            return    # emitted with the first kernel of its run
+        if id(k) in runs:   # several kernels with one body (the optimizer update): one loop over their ranges
+            run = runs[id(k)]
+            n_args = len([v for v in k.inputs if not self.inline(v)]) + len(self.plan.writes(k))
+            emit_run(self, run, body, OUT_OF_LINE_DECORATOR if n_args > MAX_INLINE_ARGS else KERNEL_DECORATOR)
             body.line("")
+            return
+        if not k.outputs:
+            return    # nothing reads its results (dead code the pipeline's dce would drop)
+        if not self.plan.writes(k) and k.kind in ("elementwise", "const"):
+            return    # every reader inlines these literals
+        if k.kind == "const":
+            return    # consts are passed in by the runner
+        if k.kind == "view":
+            return    # views are made by the runner (see self.params)
+        self.kernel_locs[k.name] = k.nodes[0].loc
+        self.kernel_nodes[k.name] = k.nodes
+        emit = getattr(self, f"_emit_{k.kind}", None) or self._emit_extern
+        try:
+            emit(k, body)
+        except GraphcError:
+            raise
+        except Exception as exc:   # a lowering bug: name the kernel and its IR, never a raw traceback
+            raise kernel_failure("numba_cpu", "emitting", exc, k.name, k.nodes, self.names) from exc
+        body.line("")
 
     def _header(self, k, body, args, parallel=False):
         body.line(PARALLEL_DECORATOR if parallel else
@@ -567,14 +592,16 @@ class ModuleEmitter:
         real_shape = templates.shape_without_new_axes(node.attrs["index"], node.inputs[0].shape)
         out = self.view_param(node.out, real_shape) if real_shape else self.var(node.out)
         self._emit_conv(k, body, ["x", "out"], [self.var(node.inputs[0]), out],
-                        f"out[...] = x[{slices}]" if real_shape else f"out[()] = x[{slices}]")
+                        f"src = x[{slices}]\n{COPY_LOOP.format(dst='out', src='src')}" if real_shape
+                        else f"out[()] = x[{slices}]")
 
     def _emit_getitem_grad(self, k, body):
         node = k.nodes[-1]
         slices = templates.index_text(node.attrs["index"])
         real_shape = templates.shape_without_new_axes(node.attrs["index"], node.attrs["shape"])
         g = self.view_param(node.inputs[0], real_shape) if real_shape else self.var(node.inputs[0])
-        text = "out[...] = 0\n" + (f"out[{slices}] = g" if real_shape else f"out[{slices}] = g[()]")
+        text = "out[...] = 0\n" + (f"dst = out[{slices}]\n{COPY_LOOP.format(dst='dst', src='g')}" if real_shape
+                                   else f"out[{slices}] = g[()]")
         self._emit_conv(k, body, ["g", "out"], [g, self.var(node.out)], text)
 
     def _emit_extern(self, k, body):
@@ -604,7 +631,7 @@ class ModuleEmitter:
         for i, v in enumerate(node.inputs):
             stop = start + v.shape[axis]
             idx = ", ".join(f"{start}:{stop}" if d == axis else ":" for d in range(len(v.shape)))
-            lines.append(f"out[{idx}] = x{i}")
+            lines.append(f"dst{i} = out[{idx}]\n{COPY_LOOP.format(dst=f'dst{i}', src=f'x{i}')}")
             start = stop
         self._emit_template(k, body, args + ["out"], "\n".join(lines))
 

@@ -33,11 +33,11 @@ def profile_kernels(runner, inputs, rounds=5):
     glb = vars(runner.module)
     calls = [(line.split("(", 1)[0], compile(line, f"<graphc profile: {line.split('(', 1)[0]}>", "eval"))
              for _, line in runner.emitter.steps]
-    samples = {name: [] for name, _ in calls}
+    samples = [[] for _ in calls]   # per call: kernels with the same code share one name (sharing.py)
     for r in range(rounds + 1):
-        for name, code in calls:
+        for i, (_, code) in enumerate(calls):
             t = time.perf_counter()
             eval(code, glb, namespace)   # noqa: S307  (our own generated call lines)
             if r:
-                samples[name].append(time.perf_counter() - t)
-    return [(name, kernels.get(name), statistics.median(samples[name])) for name, _ in calls]
+                samples[i].append(time.perf_counter() - t)
+    return [(name, kernels.get(name), statistics.median(times)) for (name, _), times in zip(calls, samples)]

@@ -71,10 +71,8 @@ def machine_peaks(cache_dir=None, threads=None):
     if key not in cached:
         cached[key] = dict(sgemm_gflops=_sgemm_gflops(), bandwidth_gbs=_bandwidth_gbs(), threads=threads)
         try:
-            from .common import atomic_write
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            text = json.dumps(cached, indent=1).encode()
-            atomic_write(path, lambda fh: fh.write(text))
+            from ..fileio import write_atomic
+            write_atomic(path, json.dumps(cached, indent=1))
         except OSError:   # a read-only cache: measure again next time
             pass
     return cached[key]

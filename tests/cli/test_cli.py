@@ -260,6 +260,25 @@ def test_bench_prints_the_side_by_side_table(capsys):
     assert compiled_row.rstrip().endswith(" s")   # the warm probe (a subprocess) reported its first call
 
 
+def test_bench_profile_prints_the_per_kernel_tables(capsys, tmp_path, monkeypatch):
+    """--profile: one row per kernel call of the compiled step and per op of the eager step, with time, FLOPs,
+    bytes, rates and the share of the machine's measured peaks; kernels that share code keep their own rows."""
+    from graphc.config import settings
+    monkeypatch.setattr(settings, "cache_dir", str(tmp_path))   # machine-peaks.json is measured and written here
+    code, out, err = run_cli(capsys, "bench", "--model", "mlp", "--batch-size", "8", "--steps", "1", "--warmup", "0",
+                             "--no-torch", "--no-warm", "--quiet", "--profile")
+    assert code == 0, err
+    assert "compiled step (numba_cpu), per kernel" in out and "eager step, per op" in out
+    assert out.count("GFLOP/s") >= 2 and "% peak" in out and "sgemm peak" in out
+    compiled = out.split("per kernel:", 1)[1].split("eager step", 1)[0]
+    rows = [line.split() for line in compiled.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) >= 5 and all(float(r[0]) >= 0 for r in rows)
+    # the forward matmuls (fc1 at 8x784x128, fc2 at 8x128x10) may run one shared kernel: their FLOPs differ
+    matmul_flops = {float(r[2]) for r in rows if r[-1].startswith("matmul")}
+    assert len(matmul_flops) >= 2, compiled
+    assert (tmp_path / "machine-peaks.json").exists()
+
+
 def test_bench_rejects_an_unknown_model(capsys):
     code, _, err = run_cli(capsys, "bench", "--model", "vgg")
     assert_usage_error(code, err, "vgg")

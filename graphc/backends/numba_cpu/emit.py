@@ -122,6 +122,7 @@ class ModuleEmitter:
         out.line("")
         body = IndentedBuffer()
         self.steps = []            # ("njit" | "host", call line), in execution order
+        self.step_kernels = []     # per step, the fused kernel's name (its call may run shared code)
         self._emit_kernels(body)
         if self.uses_blas:
             out.lines_from(blas.module_prelude())
@@ -211,7 +212,7 @@ class ModuleEmitter:
             start = len(body.lines)
             self._emit_kernel(k, body, runs, in_run)
             sharing.add(body, start)
-        sharing.finish(body, self.steps, KERNEL_DECORATOR, OUT_OF_LINE_DECORATOR)
+        self.step_kernels = sharing.finish(body, self.steps, KERNEL_DECORATOR, OUT_OF_LINE_DECORATOR)
 
     def _emit_kernel(self, k, body, runs, in_run):
         if id(k) in in_run:

@@ -31,8 +31,8 @@ def profile_kernels(runner, inputs, rounds=5):
     kernels = {k.name: k for k in runner.fused.kernels}
     namespace = driver_namespace(runner, inputs)
     glb = vars(runner.module)
-    calls = [(line.split("(", 1)[0], compile(line, f"<graphc profile: {line.split('(', 1)[0]}>", "eval"))
-             for _, line in runner.emitter.steps]
+    calls = [(name, compile(line, f"<graphc profile: {name}>", "eval"))
+             for name, (_, line) in zip(runner.emitter.step_kernels, runner.emitter.steps)]
     samples = [[] for _ in calls]   # per call: kernels with the same code share one name (sharing.py)
     for r in range(rounds + 1):
         for i, (_, code) in enumerate(calls):

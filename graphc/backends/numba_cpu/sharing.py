@@ -44,7 +44,8 @@ class SharedKernels:
             self.sharers[name] = []
 
     def finish(self, body, steps, inline_decorator, out_of_line_decorator):
-        """Shared kernels go out of line; calls of dropped kernels call the kept one."""
+        """Shared kernels go out of line; calls of dropped kernels call the kept one.  Returns the name
+        of the kernel each step stands for (the dropped kernel's own name where it calls shared code)."""
         for name, at in sorted(self.first.values(), key=lambda e: e[1], reverse=True):   # inserts shift later lines
             sharers = self.sharers[name]
             if not sharers:
@@ -53,7 +54,10 @@ class SharedKernels:
                 body.lines[at - 1] = out_of_line_decorator
             shown = ", ".join(sharers[:4]) + (f" and {len(sharers) - 4} more" if len(sharers) > 4 else "")
             body.lines.insert(at + 1, f"    # the same code also runs {shown}: compiled once, out of line")
+        own = []
         for i, (kind, line) in enumerate(steps):
             called = line.split("(", 1)[0]
+            own.append(called)
             if called in self.alias:
                 steps[i] = (kind, self.alias[called] + line[len(called):])
+        return own

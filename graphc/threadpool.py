@@ -42,10 +42,17 @@ def record_budget(n):
     _current = int(n)
 
 
-# --- small GEMMs on one thread ---------------------------------------------------------------------
+# --- BLAS on one thread, graphc's threads around it -------------------------------------------------
+#
+# Every BLAS call graphc makes runs on one OpenBLAS thread; large products are split across graphc's own
+# worker threads (thread_pool), as the conv kernels split their batch. Why: after a multi-threaded call,
+# OpenBLAS's idle workers spin for up to ~0.1 s (2**28 cycles) before they sleep, and anything graphc
+# runs on the other cores in that time runs at half speed: conv2's forward in the seed CNN took 26 ms
+# right after a 2-thread fc1 GEMM, against 13 ms alone; the compiled CNN step went from 104 to 72 ms.
 
-SMALL_GEMM = 1 << 24   # multiply-adds; the same cut as the compiled kernels' (backends/numba_cpu/blas.py)
+SPLIT_GEMM = 1 << 24   # multiply-adds from which a product is split across threads (compiled kernels: the same)
 _local_setter = []     # [ctypes function or None], looked up on first use
+_pools = {}            # {workers: ThreadPoolExecutor}, made on first use
 
 
 def blas_local_setter():
@@ -67,23 +74,49 @@ def blas_local_setter():
     return _local_setter[0]
 
 
-def matmul(a, b):
-    """np.matmul, with small 2-D products on one BLAS thread.   matmul(x, w.T)
+def thread_pool(workers):
+    """graphc's worker threads (a ThreadPoolExecutor per size, made once).   thread_pool(2).map(f, parts)"""
+    pool = _pools.get(workers)
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+        pool = _pools.setdefault(workers, ThreadPoolExecutor(workers, "graphc"))
+    return pool
 
-    openblas_set_num_threads_local sets the library's thread count and returns the old one; it is
-    restored right after. (Two Python threads doing this at once may restore each other's value;
-    graphc.set_num_threads sets it again.)
 
-    A multi-threaded OpenBLAS call waits for all its threads; with another process on a core that
-    wait can last a scheduler slice (MLP's 64x784 @ 784x128: p90 40 ms at 2 threads, 0.16 ms at 1).
-    """
-    if a.ndim == 2 and b.ndim == 2 and a.shape[0] * a.shape[1] * b.shape[-1] < SMALL_GEMM:
+class one_blas_thread:
+    """Within: numpy's OpenBLAS runs each call on the calling thread only (its count is process-wide, so
+    nested or concurrent uses restore the outermost value; graphc.set_num_threads sets it again)."""
+
+    def __enter__(self):
         setter = blas_local_setter()
-        if setter is not None:
-            before = setter(1)
-            try:
-                return np.matmul(a, b)
-            finally:
-                setter(before)
-    return np.matmul(a, b)
+        self.before = setter(1) if setter is not None else None
+        return self
 
+    def __exit__(self, *exc):
+        if self.before is not None and self.before != 1:
+            blas_local_setter()(self.before)
+
+
+def matmul(a, b):
+    """np.matmul on one BLAS thread; a large 2-D product is split by rows across graphc's threads.
+
+        matmul(x, w.T)     # x[100, 9216] @ w.T[9216, 128]: two row blocks of 50 on 2 threads
+    """
+    if a.ndim != 2 or b.ndim != 2:
+        with one_blas_thread():
+            return np.matmul(a, b)
+    m, k = a.shape
+    n = b.shape[1]
+    workers = min(get_num_threads(), m // 16)
+    if workers < 2 or m * n * k < SPLIT_GEMM:
+        with one_blas_thread():
+            return np.matmul(a, b)
+    out = np.empty((m, n), np.result_type(a, b))
+    cuts = [m * i // workers for i in range(workers + 1)]
+
+    def block(i):
+        np.matmul(a[cuts[i]:cuts[i + 1]], b, out=out[cuts[i]:cuts[i + 1]])
+
+    with one_blas_thread():
+        list(thread_pool(workers).map(block, range(workers)))
+    return out

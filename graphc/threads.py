@@ -10,7 +10,9 @@ Three things keep parallel numba loops and BLAS from spinning against each other
 * numba's OpenMP threads sleep when idle (OMP_WAIT_POLICY=PASSIVE): with OpenMP's default active
   wait, a prange loop + sgemm + prange loop took 72 ms median against 16 ms passive (2 cores; see
   benchmarks/bench_wait_policy.py), and 120 ms against 47 ms with a busy process on one core;
-* the same thread count for every pool, set through threadpoolctl.
+* the same thread count for every pool, set through threadpoolctl;
+* graphc's own BLAS calls run on one OpenBLAS thread each (graphc.threadpool): graphc's threads split
+  the work (conv image ranges, GEMM row blocks), so no idle OpenBLAS worker spins next to them.
 `configure_runtime` sets the environment for the first two before numba loads; a user's own
 OMP_WAIT_POLICY / NUMBA_THREADING_LAYER(_PRIORITY) wins, and GRAPHC_THREADING=as-is leaves all alone.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import threadpool
+from . import allocator, threadpool
 from .backends import set_kernel_threads
 from .threadpool import default_num_threads, get_num_threads  # noqa: F401  (graphc's public names)
 
@@ -29,7 +31,9 @@ THREADING_LAYER_PRIORITY = "omp workqueue tbb"
 
 
 def configure_runtime():
-    """Choose numba's threading layer and OpenMP's wait policy; call before numba loads its thread pool."""
+    """Choose numba's threading layer and OpenMP's wait policy; call before numba loads its thread pool.
+    Also keeps freed memory for the next eager step (graphc.allocator)."""
+    allocator.keep_freed_memory()
     if os.environ.get("GRAPHC_THREADING", "") == "as-is":
         return
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -22,7 +22,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "graphc"
 
 # Modules that stand below everything else: any module may import them.
-BASE = {"errors", "config", "version", "fileio", "_context", "storage_version", "mpi_comm", "cpu", "threadpool"}
+BASE = {"errors", "config", "version", "fileio", "_context", "storage_version", "mpi_comm", "cpu", "threadpool",
+        "allocator"}
 # The torch-shaped eager core: these modules may import each other (Tensor methods call functional,
 # functional builds Tensors, backward walks them), so they may form a cycle among themselves.
 EAGER_CORE = {"tensor", "functional", "autograd", "random", "device",

@@ -260,7 +260,6 @@ def _chunks(g, itemsize):
 # costs ~0.1 ms on a quiet machine and a scheduler slice on a loaded one (conv1 of the seed CNN, 39
 # MFLOP, ran 1.3 ms in one thread against 28 ms split, with other processes busy).
 _SPLIT_MIN_FLOPS = 1 << 28
-_pool = {}   # {threads: ThreadPoolExecutor}, made on first use
 
 
 def _run_chunks(chunks, make_scratch, body, flops, nogil):
@@ -271,14 +270,11 @@ def _run_chunks(chunks, make_scratch, body, flops, nogil):
     has no such wait. Measured on conv2's forward (2 cores, the other busy): 112 ms split against
     1.6 s for one multi-threaded GEMM per chunk. Returns each worker's scratch.
     """
-    from ..threadpool import blas_local_setter, get_num_threads
+    from ..threadpool import get_num_threads, one_blas_thread, thread_pool
     workers = min(get_num_threads(), len(chunks))
     split = workers >= 2 and flops >= _SPLIT_MIN_FLOPS and nogil
     if not split:
         workers = 1
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-        pool = _pool.get(workers) or _pool.setdefault(workers, ThreadPoolExecutor(workers, "graphc-conv"))
 
     def run(i):
         work = make_scratch()
@@ -288,13 +284,8 @@ def _run_chunks(chunks, make_scratch, body, flops, nogil):
 
     # openblas_set_num_threads_local sets the library's count (despite its name) and returns the old one:
     # set it once around the whole conv, not per worker, so that workers cannot restore each other's value.
-    setter = blas_local_setter()
-    before = setter(1) if setter else None
-    try:
-        return list(pool.map(run, range(workers))) if split else [run(0)]
-    finally:
-        if setter:
-            setter(before)
+    with one_blas_thread():
+        return list(thread_pool(workers).map(run, range(workers))) if split else [run(0)]
 
 
 def conv2d(x, w, stride, padding, out=None):

@@ -9,9 +9,9 @@ import os
 import numpy as np
 
 try:
-    from numba import njit as _numba_njit
+    from numba import njit as _numba_njit, prange
 except ImportError:  # optional: the numpy fallbacks cover everything
-    _numba_njit = None
+    _numba_njit, prange = None, range
 
 HAVE_NUMBA = _numba_njit is not None
 
@@ -26,13 +26,23 @@ _NUMBA_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 def njit(fn):
     """Serial ``numba.njit(cache=True)`` of fn, or None without numba.
 
-    Serial on purpose: the conv kernels run between multithreaded OpenBLAS
-    GEMMs, and a prange kernel there fights OpenBLAS's spinning threads for
-    the 2 cores (measured: conv2d forward 20 ms -> 200 ms).
+    Serial on purpose: the conv kernels already run on several threads (one
+    image range each); a prange inside them would oversubscribe the cores.
     """
     if _numba_njit is None:
         return None
     return _numba_njit(cache=True, nogil=True)(fn)   # nogil: the conv kernels run on several threads
+
+
+def njit_parallel(fn):
+    """``numba.njit(cache=True, parallel=True)`` of fn (whose outer loop is a prange), or None without numba.
+
+    For kernels that run between GEMMs, not inside the conv's worker threads: graphc's GEMMs run on
+    one OpenBLAS thread (graphc.threadpool), so no spinning BLAS thread competes with numba's threads.
+    """
+    if _numba_njit is None:
+        return None
+    return _numba_njit(cache=True, parallel=True)(fn)
 
 
 def use_numba(dtype):

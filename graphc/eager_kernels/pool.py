@@ -7,14 +7,16 @@ the FIRST maximum of its window in row-major window order (PyTorch's tie
 rule). NaN counts as a maximum and, as in PyTorch's CPU kernel, a window's
 LAST NaN wins, so indices match PyTorch's even there.
 
-The numba kernels are serial: they are cheap (a few ms for the MNIST CNN's
-pool) and run next to OpenBLAS GEMMs, whose spinning threads make a prange
-launch cost milliseconds (see conv.py).
+The argmax kernels split the batch across numba's threads (prange): 2.7 ms
+serial on the MNIST CNN's [100,64,24,24]. That pays now that graphc's GEMMs
+run on one OpenBLAS thread (graphc.threadpool): no spinning BLAS thread is left
+to fight numba's. gather / scatter stay serial (~1 ms, and they raise on a bad
+index, which a prange body cannot).
 """
 
 import numpy as np
 
-from .jit import njit, use_numba
+from .jit import njit, njit_parallel, prange, use_numba
 
 
 def _pair(v, name, minimum):
@@ -54,7 +56,7 @@ def _pool_geometry(hw, kernel, stride, padding):
 def argmax_loop(x, kh, kw, sh, sw, ph, pw, idx):
     n, c, h, w = x.shape
     oh_n, ow_n = idx.shape[2], idx.shape[3]
-    for b in range(n):
+    for b in prange(n):
         for ch in range(c):
             plane = x[b, ch]
             out = idx[b, ch]
@@ -82,7 +84,7 @@ def argmax_2x2_loop(x, idx):
     # unrolled: 2.4 ms instead of the general kernel's 11 ms on [100,64,24,24].
     n, c, h, w = x.shape
     oh_n, ow_n = idx.shape[2], idx.shape[3]
-    for b in range(n):
+    for b in prange(n):
         for ch in range(c):
             for oh in range(oh_n):
                 top, bottom = x[b, ch, 2 * oh], x[b, ch, 2 * oh + 1]
@@ -128,8 +130,8 @@ def scatter_loop(gy3, idx3, gx3):
 
 
 # Public: numba_cpu's generated pooling kernels call these compiled loops too.
-argmax_nb = njit(argmax_loop)
-argmax_2x2_nb = njit(argmax_2x2_loop)
+argmax_nb = njit_parallel(argmax_loop)
+argmax_2x2_nb = njit_parallel(argmax_2x2_loop)
 gather_nb = njit(gather_loop)
 scatter_nb = njit(scatter_loop)
 

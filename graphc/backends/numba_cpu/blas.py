@@ -18,7 +18,7 @@ import hashlib
 import os
 
 import numpy as np
-from numba import njit, types
+from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
@@ -26,10 +26,11 @@ from numba.extending import intrinsic, overload
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 SYMBOLS = {"float32": "scipy_cblas_sgemm64_", "float64": "scipy_cblas_dgemm64_"}
 THREADS_LOCAL = "openblas_set_num_threads_local"   # OpenBLAS >= 0.3.27: this thread's BLAS thread count
-# GEMMs with fewer multiply-adds run on one thread.  A multi-threaded OpenBLAS call waits for all its
-# threads; when another process holds a core that wait lasts a scheduler slice: the MLP's
-# 64x784 @ 784x128 (6.4M) had p90 40 ms at 2 threads against 0.16 ms at 1 (medians 120 vs 130 us).
-SMALL_GEMM = 1 << 24
+# Every GEMM runs on one OpenBLAS thread (graphc.threadpool says why: idle OpenBLAS workers spin for
+# ~0.1 s after a multi-threaded call and halve the speed of the conv kernels that follow).  A large
+# product is cut into row blocks that numba's threads (which sleep when idle) multiply at once.
+SPLIT_GEMM = 1 << 24   # multiply-adds; the eager matmul's cut too (graphc.threadpool.SPLIT_GEMM)
+MIN_ROWS = 16          # rows per block, at least
 
 
 def numpy_blas_library():
@@ -123,9 +124,8 @@ if AVAILABLE:
         direct = out.strides[1] == item and out.strides[0] >= item * max(1, n)
         c = out if direct else np.empty((m, n), out.dtype)
         ldc = c.strides[0] // item
-        small = HAS_THREADS_LOCAL and m * n * k < SMALL_GEMM
         before = np.int32(0)
-        if small:
+        if HAS_THREADS_LOCAL:
             before = _threads_local(1)
         if k == 0:
             c[...] = 0
@@ -135,7 +135,7 @@ if AVAILABLE:
         else:
             _dgemm(ROW_MAJOR, ta, tb, m, n, k, np.float64(1.0), _address(a), lda, _address(b), ldb,
                    np.float64(0.0), _address(c), ldc)
-        if small:
+        if HAS_THREADS_LOCAL and before != 1:
             _threads_local(before)
         if not direct:   # element loop: `out[...] = c` compiles numba's costly broadcast error path
             for i in range(m):
@@ -151,27 +151,49 @@ else:
         out[...] = np.dot(np.ascontiguousarray(a), np.ascontiguousarray(b))
 
 
-def gemm_into(a, b, out):
+def gemm_into(a, b, out, parts=1):
     """out[...] = a @ b: what generated kernels call.  Inside @njit it compiles to the lean path below when
-    numba's types already say every operand is contiguous (C, or F: a transposed view); else to `gemm`."""
+    numba's types already say every operand is contiguous (C, or F: a transposed view); else to `gemm`.
+
+    parts >= 2: a product of at least SPLIT_GEMM multiply-adds runs as up to `parts` row blocks on
+    numba's threads (the generated kernel passes the thread budget it was generated for: numba's
+    get_num_threads() inside @njit would make the kernel uncacheable).
+    """
     gemm(a, b, out)
 
 
+@njit(cache=True, parallel=True)
+def _gemm_row_blocks(ta, tb, a, b, out, lda, ldb, parts):
+    """out = a @ b as `parts` row blocks on numba's threads, each one single-threaded CBLAS call."""
+    m, n = out.shape
+    k = a.shape[1]
+    item = out.itemsize
+    for t in prange(parts):
+        i0, i1 = m * t // parts, m * (t + 1) // parts
+        if i1 > i0:
+            if item == 4:
+                _sgemm(ROW_MAJOR, ta, tb, i1 - i0, n, k, np.float32(1.0), _address(a[i0:i1]), lda, _address(b),
+                       ldb, np.float32(0.0), _address(out[i0:i1]), max(1, n))
+            else:
+                _dgemm(ROW_MAJOR, ta, tb, i1 - i0, n, k, 1.0, _address(a[i0:i1]), lda, _address(b), ldb,
+                       0.0, _address(out[i0:i1]), max(1, n))
+
+
 @overload(gemm_into)
-def _gemm_into(a, b, out):
+def _gemm_into(a, b, out, parts=1):
     """Typing-time dispatch.  `gemm`'s general path (copies of strided operands, a staging output, its
     error message) costs numba ~1-2 s to compile per layout combination; generated kernels pass only
     contiguous planned buffers and transposes of them, where the CBLAS call alone does."""
     lean = (AVAILABLE and a.ndim == b.ndim == out.ndim == 2 and a.layout in "CF" and b.layout in "CF"
             and out.layout == "C" and a.dtype == b.dtype == out.dtype and str(out.dtype) in SYMBOLS)
     if not lean:
-        return lambda a, b, out: gemm(a, b, out)
+        return lambda a, b, out, parts=1: gemm(a, b, out)
     ta = NO_TRANS if a.layout == "C" else TRANS
     tb = NO_TRANS if b.layout == "C" else TRANS
     call = _sgemm if str(out.dtype) == "float32" else _dgemm
     one, zero = (np.float32(1.0), np.float32(0.0)) if str(out.dtype) == "float32" else (1.0, 0.0)
 
-    def lean_gemm(a, b, out):
+    def lean_gemm(a, b, out, parts=1):
         m, n, k = _sizes(a, b, out)
         if m == 0 or n == 0:
             return
@@ -182,12 +204,16 @@ def _gemm_into(a, b, out):
             return
         lda = max(1, k) if ta == NO_TRANS else max(1, m)
         ldb = max(1, n) if tb == NO_TRANS else max(1, k)
-        small = HAS_THREADS_LOCAL and m * n * k < SMALL_GEMM
         before = np.int32(0)
-        if small:
+        if HAS_THREADS_LOCAL:
             before = _threads_local(1)
-        call(ROW_MAJOR, ta, tb, m, n, k, one, _address(a), lda, _address(b), ldb, zero, _address(out), max(1, n))
-        if small:
+        blocks = min(parts, m // MIN_ROWS)
+        if blocks >= 2 and m * n * k >= SPLIT_GEMM:
+            _gemm_row_blocks(ta, tb, a, b, out, lda, ldb, blocks)
+        else:
+            call(ROW_MAJOR, ta, tb, m, n, k, one, _address(a), lda, _address(b), ldb, zero, _address(out),
+                 max(1, n))
+        if HAS_THREADS_LOCAL and before != 1:
             _threads_local(before)
     return lean_gemm
 

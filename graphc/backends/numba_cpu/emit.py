@@ -480,7 +480,10 @@ class ModuleEmitter:
             args.append(self.var(base) if base is not None else self.var(v))
             names.append(f"{name}.T" if base is not None else sub(v, name))
         self.uses_blas = True   # numpy's OpenBLAS, the one pool numpy's own matmuls use too (see blas.py)
-        body.line(f"_graphc_gemm({names[0]}, {names[1]}, {out_idx})")
+        parts = gemm_parts(a.shape[-1], node.out.shape[-1]) if not batch else 1
+        if parts > 1:
+            body.line(f"# row blocks on up to {parts} threads when the product is large (blas.SPLIT_GEMM)")
+        body.line(f"_graphc_gemm({names[0]}, {names[1]}, {out_idx}{f', {parts}' if parts > 1 else ''})")
         body.level -= len(batch) + 1
         self._call(k, args + [self.var(node.out)])
 
@@ -635,6 +638,19 @@ class ModuleEmitter:
             lines.append(f"dst{i} = out[{idx}]\n{COPY_LOOP.format(dst=f'dst{i}', src=f'x{i}')}")
             start = stop
         self._emit_template(k, body, args + ["out"], "\n".join(lines))
+
+
+def gemm_parts(k, n):
+    """Row blocks a 2-D matmul of inner size k and n columns may run as: the thread budget when even
+    blas.MIN_ROWS rows reach blas.SPLIT_GEMM / 4 multiply-adds, else 1 (the source then does not depend on
+    the budget, so small models keep one cache entry).   gemm_parts(9216, 128) -> 2 on 2 cores
+
+    Independent of GRAPHC_PARALLEL: the blocks run in blas._gemm_row_blocks, compiled once into numba's
+    cache, so a generated module pays no parallel-loop compile time for them."""
+    if k * n * blas.MIN_ROWS < blas.SPLIT_GEMM // 4:
+        return 1
+    from ...threadpool import get_num_threads
+    return get_num_threads()
 
 
 def driver_input_names(graph, kernel_names):

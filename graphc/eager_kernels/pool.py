@@ -7,11 +7,11 @@ the FIRST maximum of its window in row-major window order (PyTorch's tie
 rule). NaN counts as a maximum and, as in PyTorch's CPU kernel, a window's
 LAST NaN wins, so indices match PyTorch's even there.
 
-The argmax kernels split the batch across numba's threads (prange): 2.7 ms
-serial on the MNIST CNN's [100,64,24,24]. That pays now that graphc's GEMMs
-run on one OpenBLAS thread (graphc.threadpool): no spinning BLAS thread is left
-to fight numba's. gather / scatter stay serial (~1 ms, and they raise on a bad
-index, which a prange body cannot).
+The numba kernels split the batch across numba's threads (prange): the
+argmax took 2.7 ms serial on the MNIST CNN's [100,64,24,24]. That pays now that
+graphc's GEMMs run on one OpenBLAS thread (graphc.threadpool): no spinning BLAS
+thread is left to fight numba's. A bad index is counted inside the loop and
+raised after it (a raise in a prange body makes numba run the loop serially).
 """
 
 import numpy as np
@@ -107,33 +107,44 @@ def argmax_2x2_loop(x, idx):
 
 def gather_loop(x3, idx3, y3):
     n, c, hw = x3.shape
-    for b in range(n):
+    bad = 0   # a raise inside a prange body would make numba run the loop serially: count, raise after
+    for b in prange(n):
         for ch in range(c):
             plane, ids, out = x3[b, ch], idx3[b, ch], y3[b, ch]
             for k in range(ids.shape[0]):
                 j = ids[k]
                 if j < 0 or j >= hw:
-                    raise IndexError("max-pool index out of range")
-                out[k] = plane[j]
+                    bad += 1
+                else:
+                    out[k] = plane[j]
+    if bad:
+        raise IndexError("max-pool index out of range")
 
 
 def scatter_loop(gy3, idx3, gx3):
+    # gx3 = 0, then gy added at idx: each (n, c) plane is zeroed just before its scatter, in cache
     n, c, hw = gx3.shape
-    for b in range(n):
+    bad = 0
+    for b in prange(n):
         for ch in range(c):
             g, ids, plane = gy3[b, ch], idx3[b, ch], gx3[b, ch]
+            for j in range(hw):
+                plane[j] = 0
             for k in range(ids.shape[0]):
                 j = ids[k]
                 if j < 0 or j >= hw:
-                    raise IndexError("max-pool index out of range")
-                plane[j] += g[k]
+                    bad += 1
+                else:
+                    plane[j] += g[k]
+    if bad:
+        raise IndexError("max-pool index out of range")
 
 
 # Public: numba_cpu's generated pooling kernels call these compiled loops too.
 argmax_nb = njit_parallel(argmax_loop)
 argmax_2x2_nb = njit_parallel(argmax_2x2_loop)
-gather_nb = njit(gather_loop)
-scatter_nb = njit(scatter_loop)
+gather_nb = njit_parallel(gather_loop)
+scatter_nb = njit_parallel(scatter_loop)
 
 
 # --------------------------------------------------------------------------
@@ -227,7 +238,7 @@ def maxpool2d_scatter(gy, idx, input_hw):
     gy3 = gy.reshape(n, c, -1)
     idx3 = idx.reshape(n, c, -1)
     if use_numba(gy.dtype):
-        gx3 = np.zeros((n, c, h * w), gy.dtype)
+        gx3 = np.empty((n, c, h * w), gy.dtype)   # scatter_nb zeroes each plane first
         scatter_nb(gy3, idx3, gx3)
         return gx3.reshape(n, c, h, w)
     _check_index(idx3, h * w)

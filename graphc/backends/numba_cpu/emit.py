@@ -583,8 +583,7 @@ class ModuleEmitter:
         node = k.nodes[-1]
         gy, idx = node.inputs
         n, c, h, w = node.out.shape
-        text = "for n in range({n}):\n    for c in range({c}):\n        for j in range({hw}):\n" \
-               "            gx3[n, c, j] = 0\nscatter_loop(gy3, idx3, gx3)".format(n=n, c=c, hw=h * w)
+        text = "scatter_loop(gy3, idx3, gx3)"   # zeroes each plane of gx3 before adding into it
         self._emit_conv(k, body, ["gy3", "idx3", "gx3"],
                         [self.view_param(gy, (n, c, gy.shape[2] * gy.shape[3])),
                          self.view_param(idx, (n, c, idx.shape[2] * idx.shape[3])),

@@ -413,7 +413,9 @@ class CompiledFunction:
                                requires_grad=t.requires_grad) if t._value.ndim and t._value.shape[0] == batch else t
                  for t in flat}
         p_args, p_kwargs = replace_tensors(args, fakes), replace_tensors(kwargs, fakes)
-        tracer, record, graph, manager, backend, _ = self._lower(p_args, p_kwargs, {}, breaks=False)
+        with warnings.catch_warnings():   # the user's code at a size they never passed: its warnings are not theirs
+            warnings.simplefilter("ignore")
+            tracer, record, graph, manager, backend, _ = self._lower(p_args, p_kwargs, {}, breaks=False)
         tracer.abort()
         return _sized_texts(manager, graph, backend)
 

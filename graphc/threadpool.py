@@ -50,7 +50,8 @@ def record_budget(n):
 # runs on the other cores in that time runs at half speed: conv2's forward in the seed CNN took 26 ms
 # right after a 2-thread fc1 GEMM, against 13 ms alone; the compiled CNN step went from 104 to 72 ms.
 
-SPLIT_GEMM = 1 << 24   # multiply-adds from which a product is split across threads (compiled kernels: the same)
+SPLIT_GEMM = 1 << 24   # multiply-adds from which a product is split across threads (one thread: ~0.1 ms)
+MIN_ROWS = 16          # rows per block, at least
 _local_setter = []     # [ctypes function or None], looked up on first use
 _pools = {}            # {workers: ThreadPoolExecutor}, made on first use
 
@@ -84,17 +85,21 @@ def thread_pool(workers):
 
 
 class one_blas_thread:
-    """Within: numpy's OpenBLAS runs each call on the calling thread only (its count is process-wide, so
-    nested or concurrent uses restore the outermost value; graphc.set_num_threads sets it again)."""
+    """Within: numpy's OpenBLAS runs each call on the calling thread only.
+
+    The count is process-wide and is not put back: raising it again wakes OpenBLAS's workers, which
+    then spin for ~0.1 s (the compiled CNN step ran 71 ms with a restore after each GEMM, 65 ms
+    without). So from graphc's first BLAS call on, numpy's BLAS stays at one thread in this process;
+    graphc.set_num_threads and threadpoolctl can raise it for code of your own."""
 
     def __enter__(self):
         setter = blas_local_setter()
-        self.before = setter(1) if setter is not None else None
+        if setter is not None:
+            setter(1)
         return self
 
     def __exit__(self, *exc):
-        if self.before is not None and self.before != 1:
-            blas_local_setter()(self.before)
+        return None
 
 
 def matmul(a, b):
@@ -105,18 +110,22 @@ def matmul(a, b):
     if a.ndim != 2 or b.ndim != 2:
         with one_blas_thread():
             return np.matmul(a, b)
+    return matmul_into(a, b, np.empty((a.shape[0], b.shape[1]), np.result_type(a, b)))
+
+
+def matmul_into(a, b, out):
+    """out[...] = a @ b for 2-D operands, as matmul: what numba_cpu's host matmul kernels call."""
     m, k = a.shape
     n = b.shape[1]
-    workers = min(get_num_threads(), m // 16)
-    if workers < 2 or m * n * k < SPLIT_GEMM:
-        with one_blas_thread():
-            return np.matmul(a, b)
-    out = np.empty((m, n), np.result_type(a, b))
-    cuts = [m * i // workers for i in range(workers + 1)]
-
-    def block(i):
-        np.matmul(a[cuts[i]:cuts[i + 1]], b, out=out[cuts[i]:cuts[i + 1]])
-
+    workers = min(get_num_threads(), m // MIN_ROWS)
     with one_blas_thread():
+        if workers < 2 or m * n * k < SPLIT_GEMM:
+            np.matmul(a, b, out=out)
+            return out
+        cuts = [m * i // workers for i in range(workers + 1)]
+
+        def block(i):
+            np.matmul(a[cuts[i]:cuts[i + 1]], b, out=out[cuts[i]:cuts[i + 1]])
+
         list(thread_pool(workers).map(block, range(workers)))
     return out

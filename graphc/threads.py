@@ -10,9 +10,9 @@ Three things keep parallel numba loops and BLAS from spinning against each other
 * numba's OpenMP threads sleep when idle (OMP_WAIT_POLICY=PASSIVE): with OpenMP's default active
   wait, a prange loop + sgemm + prange loop took 72 ms median against 16 ms passive (2 cores; see
   benchmarks/bench_wait_policy.py), and 120 ms against 47 ms with a busy process on one core;
-* the same thread count for every pool, set through threadpoolctl;
-* graphc's own BLAS calls run on one OpenBLAS thread each (graphc.threadpool): graphc's threads split
-  the work (conv image ranges, GEMM row blocks), so no idle OpenBLAS worker spins next to them.
+* BLAS runs each call on one thread (graphc.threadpool): graphc's own threads split the work (conv
+  image ranges, GEMM row blocks), so no idle OpenBLAS worker spins next to them; OpenMP pools and
+  numba's parallel loops get the budget, set through threadpoolctl.
 `configure_runtime` sets the environment for the first two before numba loads; a user's own
 OMP_WAIT_POLICY / NUMBA_THREADING_LAYER(_PRIORITY) wins, and GRAPHC_THREADING=as-is leaves all alone.
 """
@@ -45,7 +45,9 @@ def configure_runtime():
 
 
 def set_num_threads(n):
-    """Use n threads in every BLAS / OpenMP pool loaded (threadpoolctl) and in numba's parallel loops.
+    """graphc's thread budget: n threads for OpenMP pools (threadpoolctl), numba's parallel loops and
+    graphc's own worker threads; every BLAS library loaded runs each call on one thread (graphc splits
+    large products and convolutions across its threads itself, see graphc.threadpool).
 
     Returns the libraries changed, e.g. ['libscipy_openblas64_-32a4b2a6.so (openblas)'].
     """
@@ -59,7 +61,7 @@ def set_num_threads(n):
     changed = []
     for lib in _controllers():
         try:
-            lib.set_num_threads(n)
+            lib.set_num_threads(1 if lib.user_api == "blas" else n)
             changed.append(f"{os.path.basename(lib.filepath)} ({lib.internal_api})")
         except Exception:   # a library threadpoolctl can see but not steer: leave it at its default
             continue

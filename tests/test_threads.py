@@ -25,7 +25,7 @@ def test_environment_overrides_the_default(monkeypatch):
         threads.default_num_threads()
 
 
-def test_set_num_threads_limits_every_blas_pool_and_numba():
+def test_set_num_threads_sets_numba_and_the_budget_and_blas_to_one_thread_a_call():
     import numba
     import numpy as np  # noqa: F401  (numpy's OpenBLAS is loaded)
     before = graphc.get_num_threads()
@@ -35,6 +35,10 @@ def test_set_num_threads_limits_every_blas_pool_and_numba():
         assert graphc.get_num_threads() == 1
         assert all(n == 1 for _, api, n in threads.blas_pools() if api in ("openblas", "mkl", "blis"))
         assert numba.get_num_threads() == 1
+        graphc.set_num_threads(2)   # the budget is graphc's threads; BLAS still runs each call on one
+        assert graphc.get_num_threads() == 2
+        assert all(n == 1 for _, api, n in threads.blas_pools() if api in ("openblas", "mkl", "blis"))
+        assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
     finally:
         graphc.set_num_threads(before)
     with pytest.raises(ValueError, match="at least 1 thread"):

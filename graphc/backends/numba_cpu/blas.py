@@ -18,7 +18,7 @@ import hashlib
 import os
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
@@ -27,10 +27,9 @@ ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 SYMBOLS = {"float32": "scipy_cblas_sgemm64_", "float64": "scipy_cblas_dgemm64_"}
 THREADS_LOCAL = "openblas_set_num_threads_local"   # OpenBLAS >= 0.3.27: this thread's BLAS thread count
 # Every GEMM runs on one OpenBLAS thread (graphc.threadpool says why: idle OpenBLAS workers spin for
-# ~0.1 s after a multi-threaded call and halve the speed of the conv kernels that follow).  A large
-# product is cut into row blocks that numba's threads (which sleep when idle) multiply at once.
-SPLIT_GEMM = 1 << 24   # multiply-adds; the eager matmul's cut too (graphc.threadpool.SPLIT_GEMM)
-MIN_ROWS = 16          # rows per block, at least
+# ~0.1 s after a multi-threaded call and halve the speed of the conv kernels that follow).  Large
+# products do not come here: the emitter makes them host kernels that graphc.threadpool.matmul_into
+# splits into row blocks across graphc's threads.
 
 
 def numpy_blas_library():
@@ -124,9 +123,8 @@ if AVAILABLE:
         direct = out.strides[1] == item and out.strides[0] >= item * max(1, n)
         c = out if direct else np.empty((m, n), out.dtype)
         ldc = c.strides[0] // item
-        before = np.int32(0)
-        if HAS_THREADS_LOCAL:
-            before = _threads_local(1)
+        if HAS_THREADS_LOCAL:   # one BLAS thread, left so (graphc.threadpool.one_blas_thread says why)
+            _threads_local(1)
         if k == 0:
             c[...] = 0
         elif item == 4:   # float32 (both branches type-check: the pointers are void*)
@@ -135,8 +133,6 @@ if AVAILABLE:
         else:
             _dgemm(ROW_MAJOR, ta, tb, m, n, k, np.float64(1.0), _address(a), lda, _address(b), ldb,
                    np.float64(0.0), _address(c), ldc)
-        if HAS_THREADS_LOCAL and before != 1:
-            _threads_local(before)
         if not direct:   # element loop: `out[...] = c` compiles numba's costly broadcast error path
             for i in range(m):
                 for j in range(n):
@@ -151,67 +147,27 @@ else:
         out[...] = np.dot(np.ascontiguousarray(a), np.ascontiguousarray(b))
 
 
-def gemm_into(a, b, out, parts=1):
+def gemm_into(a, b, out):
     """out[...] = a @ b: what generated kernels call.  Inside @njit it compiles to the lean path below when
-    numba's types already say every operand is contiguous (C, or F: a transposed view); else to `gemm`.
-
-    parts >= 2: a product of at least SPLIT_GEMM multiply-adds runs as up to `parts` row blocks on
-    numba's threads (the generated kernel passes the thread budget it was generated for: numba's
-    get_num_threads() inside @njit would make the kernel uncacheable).
-    """
+    numba's types already say every operand is contiguous (C, or F: a transposed view); else to `gemm`."""
     gemm(a, b, out)
 
 
-@intrinsic
-def _pointer(typingctx, address):
-    """An integer address as void*."""
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], cgutils.voidptr_t)
-    return types.voidptr(types.intp), codegen
-
-
-@intrinsic
-def _integer_address(typingctx, arr):
-    """The data pointer of an array as an integer."""
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        return builder.ptrtoint(ary.data, cgutils.intp_t)
-    return types.intp(arr), codegen
-
-
-@njit(cache=True, parallel=True)
-def _gemm_row_blocks(ta, tb, a, b, out, m, n, k, lda, ldb, item, parts):
-    """out = a @ b as `parts` row blocks on numba's threads, each one single-threaded CBLAS call.
-
-    Operands arrive as integer addresses: one signature for every layout and dtype, so numba compiles
-    this parallel loop once (per layout it took ~0.5 s)."""
-    row_a = lda * item if ta == NO_TRANS else item   # bytes from one row of a (of the product) to the next
-    for t in prange(parts):
-        i0, i1 = m * t // parts, m * (t + 1) // parts
-        if i1 > i0:
-            if item == 4:
-                _sgemm(ROW_MAJOR, ta, tb, i1 - i0, n, k, np.float32(1.0), _pointer(a + i0 * row_a), lda,
-                       _pointer(b), ldb, np.float32(0.0), _pointer(out + i0 * n * item), max(1, n))
-            else:
-                _dgemm(ROW_MAJOR, ta, tb, i1 - i0, n, k, 1.0, _pointer(a + i0 * row_a), lda, _pointer(b), ldb,
-                       0.0, _pointer(out + i0 * n * item), max(1, n))
-
-
 @overload(gemm_into)
-def _gemm_into(a, b, out, parts=1):
+def _gemm_into(a, b, out):
     """Typing-time dispatch.  `gemm`'s general path (copies of strided operands, a staging output, its
     error message) costs numba ~1-2 s to compile per layout combination; generated kernels pass only
     contiguous planned buffers and transposes of them, where the CBLAS call alone does."""
     lean = (AVAILABLE and a.ndim == b.ndim == out.ndim == 2 and a.layout in "CF" and b.layout in "CF"
             and out.layout == "C" and a.dtype == b.dtype == out.dtype and str(out.dtype) in SYMBOLS)
     if not lean:
-        return lambda a, b, out, parts=1: gemm(a, b, out)
+        return lambda a, b, out: gemm(a, b, out)
     ta = NO_TRANS if a.layout == "C" else TRANS
     tb = NO_TRANS if b.layout == "C" else TRANS
     call = _sgemm if str(out.dtype) == "float32" else _dgemm
     one, zero = (np.float32(1.0), np.float32(0.0)) if str(out.dtype) == "float32" else (1.0, 0.0)
 
-    def lean_gemm(a, b, out, parts=1):
+    def lean_gemm(a, b, out):
         m, n, k = _sizes(a, b, out)
         if m == 0 or n == 0:
             return
@@ -222,18 +178,9 @@ def _gemm_into(a, b, out, parts=1):
             return
         lda = max(1, k) if ta == NO_TRANS else max(1, m)
         ldb = max(1, n) if tb == NO_TRANS else max(1, k)
-        before = np.int32(0)
-        if HAS_THREADS_LOCAL:
-            before = _threads_local(1)
-        blocks = min(parts, m // MIN_ROWS)
-        if blocks >= 2 and m * n * k >= SPLIT_GEMM:
-            _gemm_row_blocks(ta, tb, _integer_address(a), _integer_address(b), _integer_address(out), m, n, k,
-                             lda, ldb, out.itemsize, blocks)
-        else:
-            call(ROW_MAJOR, ta, tb, m, n, k, one, _address(a), lda, _address(b), ldb, zero, _address(out),
-                 max(1, n))
-        if HAS_THREADS_LOCAL and before != 1:
-            _threads_local(before)
+        if HAS_THREADS_LOCAL:   # one BLAS thread, left so (graphc.threadpool.one_blas_thread says why)
+            _threads_local(1)
+        call(ROW_MAJOR, ta, tb, m, n, k, one, _address(a), lda, _address(b), ldb, zero, _address(out), max(1, n))
     return lean_gemm
 
 

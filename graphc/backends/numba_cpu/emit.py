@@ -47,6 +47,11 @@ OUT_OF_LINE_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST)'
 PARALLEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, parallel=True)'
 
 
+# The pooling loops split the batch across numba's threads (prange). They are called from the host driver:
+# a cached @njit kernel that calls a parallel numba function crashes (segfault) when numba loads it from
+# its disk cache in a later process.
+POOL_HOST = dict(host=True, why="the eager max-pool loop, its batch split across numba's threads")
+
 # An array-to-array assignment (out[...] = src) makes numba compile its broadcasting error path, whose
 # message formatting costs ~3 s of compile the first time in a process; an element loop costs 0.4 s.
 COPY_LOOP = "for i in np.ndindex({src}.shape):\n    {dst}[i] = {src}[i]"
@@ -76,6 +81,7 @@ class ModuleEmitter:
         self.uses_conv = False
         self.uses_pool = False
         self.uses_blas = False
+        self.uses_host_matmul = False
         # Planned buffers and views reach the driver as arrays the runner shaped once (a reshape or
         # np.transpose inside the driver costs seconds of numba compile time for their error paths).
         self.params = {}
@@ -126,6 +132,9 @@ class ModuleEmitter:
         self._emit_kernels(body)
         if self.uses_blas:
             out.lines_from(blas.module_prelude())
+            out.line("")
+        if self.uses_host_matmul:
+            out.line("from graphc.threadpool import matmul_into as _graphc_matmul_into")
             out.line("")
         if self.uses_uniform:
             out.lines_from(templates.UNIFORM)
@@ -459,8 +468,10 @@ class ModuleEmitter:
         if a.dtype.kind != "f" or a.dtype != b.dtype:
             raise BackendError("matmul", f"numba_cpu lowers float matmuls only, got {a.dtype} @ {b.dtype}",
                                loc=node.loc)
-        self._header(k, body, ["a", "b", "out"])
         batch = node.out.shape[:-2]
+        if not batch and splits_on_host(a.shape[-1], node.out.shape[-1]):
+            return self._emit_host_matmul(k, body)
+        self._header(k, body, ["a", "b", "out"])
         for d, n in enumerate(batch):
             body.line(f"for i{d} in range({n}):")
             body.level += 1
@@ -472,20 +483,36 @@ class ModuleEmitter:
             return f"{name}[{', '.join(idx)}]" if idx else name
 
         out_idx = f"out[{', '.join(f'i{d}' for d in range(len(batch)))}]" if batch else "out"
+        args, names = self._matmul_operands(a, b, batch, sub)
+        self.uses_blas = True   # numpy's OpenBLAS, the one pool numpy's own matmuls use too (see blas.py)
+        body.line(f"_graphc_gemm({names[0]}, {names[1]}, {out_idx})")
+        body.level -= len(batch) + 1
+        self._call(k, args + [self.var(node.out)])
+
+    def _matmul_operands(self, a, b, batch, sub=None):
         # A transposed 2-D operand is passed as its contiguous base and transposed inside the kernel:
-        # numba then sees an F-ordered array and calls BLAS with a transpose flag instead of copying.
+        # numba (or numpy) then calls BLAS with a transpose flag instead of copying.
         args, names = [], []
         for v, name in ((a, "a"), (b, "b")):
             base = self._transposed_base(v) if not batch else None
             args.append(self.var(base) if base is not None else self.var(v))
-            names.append(f"{name}.T" if base is not None else sub(v, name))
-        self.uses_blas = True   # numpy's OpenBLAS, the one pool numpy's own matmuls use too (see blas.py)
-        parts = gemm_parts(a.shape[-1], node.out.shape[-1]) if not batch else 1
-        if parts > 1:
-            body.line(f"# row blocks on up to {parts} threads when the product is large (blas.SPLIT_GEMM)")
-        body.line(f"_graphc_gemm({names[0]}, {names[1]}, {out_idx}{f', {parts}' if parts > 1 else ''})")
-        body.level -= len(batch) + 1
-        self._call(k, args + [self.var(node.out)])
+            names.append(f"{name}.T" if base is not None else (sub(v, name) if sub else name))
+        return args, names
+
+    def _emit_host_matmul(self, k, body):
+        """A large 2-D product: row blocks on graphc's threads, one BLAS thread each (graphc.threadpool).
+        A host kernel, because a cached @njit kernel that calls a parallel numba function crashes when
+        numba loads it from its disk cache in a later process."""
+        node = k.nodes[-1]
+        args, names = self._matmul_operands(*node.inputs, batch=())
+        self.uses_host_matmul = True
+        body.line(f"def {k.name}(a, b, out):")
+        body.level += 1
+        body.line('"""Runs in Python: a large product, split into row blocks across graphc\'s threads."""')
+        body.line("# " + ir_line(node, self.names))
+        body.line(f"_graphc_matmul_into({names[0]}, {names[1]}, out)")
+        body.level -= 1
+        self._call(k, args + [self.var(node.out)], host=True)
 
     def _transposed_base(self, value):
         home = self.plan.home.get(id(value))
@@ -501,12 +528,13 @@ class ModuleEmitter:
         self.params.setdefault(name, (value, tuple(shape)))
         return name
 
-    def _emit_conv(self, k, body, args, values, text, host=False):
+    def _emit_conv(self, k, body, args, values, text, host=False,
+                   why="the eager conv kernel, batch split over graphc's threads, numpy's BLAS"):
         """A kernel from a template body, called with explicit driver values."""
         if host:
             body.line(f"def {k.name}({', '.join(args)}):")
             body.level += 1
-            body.line('"""Runs in Python: the eager conv kernel, batch split over graphc\'s threads, numpy\'s BLAS."""')
+            body.line(f'"""Runs in Python: {why}."""')
             for node in k.nodes:
                 body.line("# " + ir_line(node, self.names))
         else:
@@ -565,7 +593,7 @@ class ModuleEmitter:
             text = "argmax_2x2_loop(x, idx)"
         else:
             text = "argmax_loop(x, {}, {}, {}, {}, {}, {}, idx)".format(*a["kernel"], *a["stride"], *a["padding"])
-        self._emit_conv(k, body, ["x", "idx"], [self.var(node.inputs[0]), self.var(node.out)], text)
+        self._emit_conv(k, body, ["x", "idx"], [self.var(node.inputs[0]), self.var(node.out)], text, **POOL_HOST)
 
     def _emit_maxpool2d_gather(self, k, body):
         self.uses_pool = True
@@ -576,7 +604,7 @@ class ModuleEmitter:
                         [self.view_param(x, (n, c, x.shape[2] * x.shape[3])),
                          self.view_param(idx, (n, c, idx.shape[2] * idx.shape[3])),
                          self.view_param(node.out, (n, c, idx.shape[2] * idx.shape[3]))],
-                        "gather_loop(x3, idx3, y3)")
+                        "gather_loop(x3, idx3, y3)", **POOL_HOST)
 
     def _emit_maxpool2d_scatter(self, k, body):
         self.uses_pool = True
@@ -587,7 +615,7 @@ class ModuleEmitter:
         self._emit_conv(k, body, ["gy3", "idx3", "gx3"],
                         [self.view_param(gy, (n, c, gy.shape[2] * gy.shape[3])),
                          self.view_param(idx, (n, c, idx.shape[2] * idx.shape[3])),
-                         self.view_param(node.out, (n, c, h * w))], text)
+                         self.view_param(node.out, (n, c, h * w))], text, **POOL_HOST)
 
     def _emit_getitem(self, k, body):
         node = k.nodes[-1]
@@ -639,17 +667,12 @@ class ModuleEmitter:
         self._emit_template(k, body, args + ["out"], "\n".join(lines))
 
 
-def gemm_parts(k, n):
-    """Row blocks a 2-D matmul of inner size k and n columns may run as: the thread budget when even
-    blas.MIN_ROWS rows reach blas.SPLIT_GEMM / 4 multiply-adds, else 1 (the source then does not depend on
-    the budget, so small models keep one cache entry).   gemm_parts(9216, 128) -> 2 on 2 cores
-
-    Independent of GRAPHC_PARALLEL: the blocks run in blas._gemm_row_blocks, compiled once into numba's
-    cache, so a generated module pays no parallel-loop compile time for them."""
-    if k * n * blas.MIN_ROWS < blas.SPLIT_GEMM // 4:
-        return 1
-    from ...threadpool import get_num_threads
-    return get_num_threads()
+def splits_on_host(k, n):
+    """Whether a 2-D matmul of inner size k and n columns runs on the host, split into row blocks: when
+    even MIN_ROWS rows reach SPLIT_GEMM / 4 multiply-adds (a decision on k and n only, so a dynamic
+    batch size keeps one kernel text).   splits_on_host(9216, 128) -> True; (784, 128) -> False"""
+    from ...threadpool import MIN_ROWS, SPLIT_GEMM
+    return k * n * MIN_ROWS >= SPLIT_GEMM // 4
 
 
 def driver_input_names(graph, kernel_names):

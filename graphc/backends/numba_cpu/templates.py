@@ -37,11 +37,10 @@ def conv_helpers():
 
 
 def pool_helpers():
-    """The import of the eager kernels' compiled max-pool loops, which the pooling kernels call.
+    """The import of the eager kernels' compiled max-pool loops, which the (host) pooling kernels call.
 
-    numba caches a kernel with the loops it calls compiled in, and checks only the kernel's own file;
-    so the source hash of eager_kernels/pool.py goes into the generated text, and with it into the
-    module's cache key: a changed loop gets a freshly compiled module.
+    The source hash of eager_kernels/pool.py goes into the generated text, and with it into the
+    module's cache key, so that a module is never paired with loops other than the ones it was made for.
     """
     from ...eager_kernels import pool
     digest = hashlib.sha256(inspect.getsource(pool).encode()).hexdigest()[:16]

@@ -69,7 +69,11 @@ def machine_peaks(cache_dir=None, threads=None):
     except (OSError, ValueError):
         cached = {}
     if key not in cached:
-        cached[key] = dict(sgemm_gflops=_sgemm_gflops(), bandwidth_gbs=_bandwidth_gbs(), threads=threads)
+        from threadpoolctl import threadpool_limits
+        # graphc leaves BLAS at one thread (graphc.threadpool); the machine's peak is at `threads`
+        with threadpool_limits(limits=threads, user_api="blas"):
+            gflops = _sgemm_gflops()
+        cached[key] = dict(sgemm_gflops=gflops, bandwidth_gbs=_bandwidth_gbs(), threads=threads)
         try:
             from ..fileio import write_atomic
             write_atomic(path, json.dumps(cached, indent=1))

@@ -5,7 +5,7 @@
 Times a fused elementwise kernel (y = relu(x * a + b)) and a row reduction, serial vs prange, at
 sizes 2^10 .. 2^22 float32 elements, with graphc's threading settings (passive OpenMP wait).
 Prints the median µs of each and the smallest size from which prange wins at every larger size:
-the value for graphc.backends.numba_cpu.emit.PARALLEL_MIN_ELEMENTS.
+the value mode="max-autotune" uses (graphc.frontend.compile: parallel_min_elements 2**17).
 """
 import argparse
 import os

@@ -29,9 +29,13 @@ class _Settings:
         self.cache_dir = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
             os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "graphc")
         self.recompile_limit = int(os.environ.get("GRAPHC_RECOMPILE_LIMIT", "8"))
-        # prange in large generated loops. Off by default: numba's OpenMP threads spin after a parallel
-        # region and fight OpenBLAS's threads for the two cores (a CNN step went from 150 ms to 1.3 s).
-        self.parallel = os.environ.get("GRAPHC_PARALLEL", "0") not in ("0", "false", "no")
+        # prange in generated loops of at least parallel_min_elements elements. numba's OpenMP threads
+        # sleep when idle and BLAS runs on one thread (graphc.threadpool), so they no longer fight.
+        # Each parallel loop adds ~0.35 s to a cold compile: below 1M elements its ~0.1 ms a step
+        # takes thousands of steps to repay that, so the default starts there; mode="max-autotune"
+        # goes down to the measured crossover (benchmarks/bench_parallel_threshold.py).
+        self.parallel = os.environ.get("GRAPHC_PARALLEL", "1") not in ("0", "false", "no")
+        self.parallel_min_elements = int(os.environ.get("GRAPHC_PARALLEL_MIN", str(1 << 20)))
         # Adjacent elementwise kernels with one body (the optimizer update, one per parameter) as one loop
         # over their flat ranges: the body compiles once.  GRAPHC_MULTIRANGE=0 emits one kernel each.
         self.multirange = os.environ.get("GRAPHC_MULTIRANGE", "1") not in ("0", "false", "no")

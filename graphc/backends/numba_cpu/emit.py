@@ -32,8 +32,9 @@ from .multirange import emit_run, runs_of
 from .rowloops import emit_rowwise
 from .sharing import SharedKernels
 
-PARALLEL_MIN_ELEMENTS = 1 << 17   # below this a prange launch (~2 us idle, far more on a busy machine) costs more than it saves
-# (benchmarks/bench_parallel_threshold.py measures the crossover; see parallel_reason)
+# Loops of settings.parallel_min_elements elements or more are prange loops (config.py says why the
+# default is 1M; mode="max-autotune" goes down to the crossover benchmarks/bench_parallel_threshold.py
+# measures, 2**17).
 # Serial kernels are inlined into the driver at numba's IR level: one function to compile instead of
 # dozens cuts a cold compile ~2x (numba's per-function overhead dominates small kernels), while the
 # source keeps one readable function per kernel.
@@ -59,7 +60,8 @@ COPY_LOOP = "for i in np.ndindex({src}.shape):\n    {dst}[i] = {src}[i]"
 
 def parallel_reason():
     """Why a kernel's outer loop is a prange: the comment generated source carries."""
-    return f"GRAPHC_PARALLEL on and at least {PARALLEL_MIN_ELEMENTS:,} elements, where threads pay for their launch"
+    return (f"GRAPHC_PARALLEL on and at least {settings.parallel_min_elements:,} elements, where threads pay for "
+            f"their launch and their compile time")
 
 
 class ModuleEmitter:
@@ -282,7 +284,7 @@ class ModuleEmitter:
         writes = self.plan.writes(k)   # outputs every reader inlines as a literal are not stored
         outs = {id(v): f"o{i}" for i, v in enumerate(writes)}
         size = int(np.prod(shape)) if shape else 1
-        parallel = settings.parallel and size >= PARALLEL_MIN_ELEMENTS and rank >= 1 and shape[0] > 1
+        parallel = settings.parallel and size >= settings.parallel_min_elements and rank >= 1 and shape[0] > 1
         views, shape_of = {}, {}
         if not any(n.op == "one_hot" for n in k.nodes):
             shape, views, shape_of = self._collapse(shape, [v for v in ext if v.shape], writes, ())
@@ -410,7 +412,7 @@ class ModuleEmitter:
             shape, rank = new_shape, len(new_shape)
         keep = [d for d in range(rank) if d not in axes]
         total = int(np.prod(shape)) if shape else 1
-        parallel = settings.parallel and total >= PARALLEL_MIN_ELEMENTS and keep and shape[keep[0]] >= 4
+        parallel = settings.parallel and total >= settings.parallel_min_elements and keep and shape[keep[0]] >= 4
         self._header(k, body, list(arg_of.values()) + ["o0"], parallel)
         loaded = self._hoist_scalars(ext, arg_of, body)
         for n, d in enumerate(keep):

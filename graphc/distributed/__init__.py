@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -107,6 +108,9 @@ def _abort_on_exception(kind, value, tb):
     print(f"graphc.distributed: rank {rank} raised {kind.__name__}; aborting every rank", file=sys.stderr, flush=True)
     sys.stderr.flush()
     if state.comm is not None:
+        # mpiexec forwards each rank's output through its own processes; Abort kills them at once, and on
+        # a loaded machine the traceback was cut to its first line. Give the forwarding a moment.
+        time.sleep(0.5)
         state.comm.Abort(1)
 
 

@@ -51,6 +51,13 @@ def apply(op, *args, **attrs):
     return t
 
 
+def _is_basic_index(index):
+    """An index numpy answers with a view: ints, slices, None and Ellipsis.   _is_basic_index((0, slice(1, 3)))"""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(item is None or item is Ellipsis or isinstance(item, (int, np.integer, slice)) and not isinstance(item, bool)
+               for item in items)
+
+
 def as_tensor_like(value, like):
     """A Python number or array as a Tensor with `like`'s dtype (a float for an int `like` becomes float32)."""
     if isinstance(value, Tensor):
@@ -555,7 +562,17 @@ class Tensor:
             if new._ctx is not None:
                 self._saved_versions = new._saved_versions[:-1] + (storage_version.version(self._value),)
             return
-        self._assign(F.setitem(self, index, value))
+        new = F.setitem(self, index, value)
+        if _context.tracer is None and self._value.flags.writeable and _is_basic_index(index):
+            # Write the indexed region only, as torch does: in shared memory another process may be
+            # writing the rest (Hogwild's `steps_done[rank] += 1`), and a whole-tensor copy would
+            # put back its stale values.
+            if _context.grad_enabled and self.requires_grad and self._ctx is None:
+                self._assign(new)   # raises the leaf-in-place error
+            self._value[index] = new._value[index]
+            storage_version.bump(self._value)
+            return
+        self._assign(new)
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))

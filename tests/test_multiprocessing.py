@@ -85,3 +85,21 @@ def test_module_share_memory_covers_parameters_and_buffers():
 def test_torch_names_are_there():
     for name in ("Process", "Queue", "get_context", "set_start_method", "spawn", "SimpleQueue", "Pool"):
         assert hasattr(mp, name), name
+
+
+def test_setitem_writes_only_its_region(monkeypatch):
+    """t[0] = v writes element 0 only (as torch): another process writing t[1] meanwhile keeps its value.
+    The write used to copy the whole new tensor back, putting a stale t[1] over the other process's."""
+    import graphc.functional as F
+    t = graphc.zeros(2).share_memory_()
+    original = F.setitem
+
+    def setitem_then_another_process_writes(x, index, value):
+        out = original(x, index, value)
+        t.numpy()[1] = 7.0          # the other process's write, between our read and our write
+        return out
+
+    monkeypatch.setattr(F, "setitem", setitem_then_another_process_writes)
+    with graphc.no_grad():
+        t[0] += 1
+    assert t.tolist() == [1.0, 7.0]

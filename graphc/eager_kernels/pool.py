@@ -145,6 +145,13 @@ argmax_nb = njit_parallel(argmax_loop)
 argmax_2x2_nb = njit_parallel(argmax_2x2_loop)
 gather_nb = njit_parallel(gather_loop)
 scatter_nb = njit_parallel(scatter_loop)
+# Serial builds of the same loops (prange runs as range): what generated @njit kernels call on small
+# inputs. A cached @njit kernel must not call a parallel function of another module: numba's cached
+# copy of it crashes when a later process loads it (numba_cpu calls the parallel builds from the host).
+argmax_serial_nb = njit(argmax_loop)
+argmax_2x2_serial_nb = njit(argmax_2x2_loop)
+gather_serial_nb = njit(gather_loop)
+scatter_serial_nb = njit(scatter_loop)
 
 
 # --------------------------------------------------------------------------

@@ -48,9 +48,10 @@ OUT_OF_LINE_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST)'
 PARALLEL_DECORATOR = '@njit(cache=True, error_model="numpy", fastmath=FAST, parallel=True)'
 
 
-# The pooling loops split the batch across numba's threads (prange). They are called from the host driver:
-# a cached @njit kernel that calls a parallel numba function crashes (segfault) when numba loads it from
-# its disk cache in a later process.
+# Large pooling kernels (settings.parallel_min_elements) split the batch across numba's threads (prange)
+# and are called from the host driver: a cached @njit kernel that calls a parallel numba function crashes
+# (segfault) when numba loads it from its disk cache in a later process. Small ones call the serial
+# builds inside the driver (a host call splits the @njit driver, which costs compile time).
 POOL_HOST = dict(host=True, why="the eager max-pool loop, its batch split across numba's threads")
 
 # An array-to-array assignment (out[...] = src) makes numba compile its broadcasting error path, whose
@@ -591,33 +592,44 @@ class ModuleEmitter:
         self.uses_pool = True
         node = k.nodes[-1]
         a = node.attrs
+        pre, host = self._pool_mode(node.inputs[0])
         if tuple(a["kernel"]) == (2, 2) and tuple(a["stride"]) == (2, 2) and tuple(a["padding"]) == (0, 0):
-            text = "argmax_2x2_loop(x, idx)"
+            text = f"{pre}argmax_2x2_loop(x, idx)"
         else:
-            text = "argmax_loop(x, {}, {}, {}, {}, {}, {}, idx)".format(*a["kernel"], *a["stride"], *a["padding"])
-        self._emit_conv(k, body, ["x", "idx"], [self.var(node.inputs[0]), self.var(node.out)], text, **POOL_HOST)
+            text = f"{pre}argmax_loop(x, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, idx)".format(*a["kernel"], *a["stride"],
+                                                                                    *a["padding"])
+        self._emit_conv(k, body, ["x", "idx"], [self.var(node.inputs[0]), self.var(node.out)], text, **host)
+
+    @staticmethod
+    def _pool_mode(value):
+        """("par_", POOL_HOST) for a pooling kernel over a large input, else ("", {}): see POOL_HOST."""
+        if settings.parallel and int(np.prod(value.shape)) >= settings.parallel_min_elements:
+            return "par_", POOL_HOST
+        return "", {}
 
     def _emit_maxpool2d_gather(self, k, body):
         self.uses_pool = True
         node = k.nodes[-1]
         x, idx = node.inputs
         n, c = x.shape[:2]
+        pre, host = self._pool_mode(x)
         self._emit_conv(k, body, ["x3", "idx3", "y3"],
                         [self.view_param(x, (n, c, x.shape[2] * x.shape[3])),
                          self.view_param(idx, (n, c, idx.shape[2] * idx.shape[3])),
                          self.view_param(node.out, (n, c, idx.shape[2] * idx.shape[3]))],
-                        "gather_loop(x3, idx3, y3)", **POOL_HOST)
+                        f"{pre}gather_loop(x3, idx3, y3)", **host)
 
     def _emit_maxpool2d_scatter(self, k, body):
         self.uses_pool = True
         node = k.nodes[-1]
         gy, idx = node.inputs
         n, c, h, w = node.out.shape
-        text = "scatter_loop(gy3, idx3, gx3)"   # zeroes each plane of gx3 before adding into it
+        pre, host = self._pool_mode(node.out)
+        text = f"{pre}scatter_loop(gy3, idx3, gx3)"   # zeroes each plane of gx3 before adding into it
         self._emit_conv(k, body, ["gy3", "idx3", "gx3"],
                         [self.view_param(gy, (n, c, gy.shape[2] * gy.shape[3])),
                          self.view_param(idx, (n, c, idx.shape[2] * idx.shape[3])),
-                         self.view_param(node.out, (n, c, h * w))], text, **POOL_HOST)
+                         self.view_param(node.out, (n, c, h * w))], text, **host)
 
     def _emit_getitem(self, k, body):
         node = k.nodes[-1]

@@ -37,16 +37,21 @@ def conv_helpers():
 
 
 def pool_helpers():
-    """The import of the eager kernels' compiled max-pool loops, which the (host) pooling kernels call.
+    """The import of the eager kernels' compiled max-pool loops: serial builds for the @njit pooling
+    kernels (small inputs), parallel builds (`par_` names) for the host ones (large inputs).
 
-    The source hash of eager_kernels/pool.py goes into the generated text, and with it into the
-    module's cache key, so that a module is never paired with loops other than the ones it was made for.
+    numba caches a kernel with the loops it calls compiled in, and checks only the kernel's own file;
+    so the source hash of eager_kernels/pool.py goes into the generated text, and with it into the
+    module's cache key: a changed loop gets a freshly compiled module.
     """
     from ...eager_kernels import pool
     digest = hashlib.sha256(inspect.getsource(pool).encode()).hexdigest()[:16]
     return (f"# graphc/eager_kernels/pool.py {digest}: cached kernels below have these loops compiled in\n"
-            "from graphc.eager_kernels.pool import argmax_nb as argmax_loop, argmax_2x2_nb as argmax_2x2_loop\n"
-            "from graphc.eager_kernels.pool import gather_nb as gather_loop, scatter_nb as scatter_loop")
+            "from graphc.eager_kernels.pool import argmax_serial_nb as argmax_loop, "
+            "argmax_2x2_serial_nb as argmax_2x2_loop\n"
+            "from graphc.eager_kernels.pool import gather_serial_nb as gather_loop, scatter_serial_nb as scatter_loop\n"
+            "from graphc.eager_kernels.pool import argmax_nb as par_argmax_loop, argmax_2x2_nb as par_argmax_2x2_loop\n"
+            "from graphc.eager_kernels.pool import gather_nb as par_gather_loop, scatter_nb as par_scatter_loop")
 
 
 def conv2d_forward_host(g):

@@ -84,22 +84,16 @@ def thread_pool(workers):
     return pool
 
 
-class one_blas_thread:
-    """Within: numpy's OpenBLAS runs each call on the calling thread only.
+def one_blas_thread():
+    """Make numpy's OpenBLAS run each call on the calling thread only.   one_blas_thread(); np.matmul(a, b)
 
     The count is process-wide and is not put back: raising it again wakes OpenBLAS's workers, which
     then spin for ~0.1 s (the compiled CNN step ran 71 ms with a restore after each GEMM, 65 ms
     without). So from graphc's first BLAS call on, numpy's BLAS stays at one thread in this process;
     graphc.set_num_threads and threadpoolctl can raise it for code of your own."""
-
-    def __enter__(self):
-        setter = blas_local_setter()
-        if setter is not None:
-            setter(1)
-        return self
-
-    def __exit__(self, *exc):
-        return None
+    setter = blas_local_setter()
+    if setter is not None:
+        setter(1)
 
 
 def matmul(a, b):
@@ -108,8 +102,8 @@ def matmul(a, b):
         matmul(x, w.T)     # x[100, 9216] @ w.T[9216, 128]: two row blocks of 50 on 2 threads
     """
     if a.ndim != 2 or b.ndim != 2:
-        with one_blas_thread():
-            return np.matmul(a, b)
+        one_blas_thread()
+        return np.matmul(a, b)
     return matmul_into(a, b, np.empty((a.shape[0], b.shape[1]), np.result_type(a, b)))
 
 
@@ -118,14 +112,13 @@ def matmul_into(a, b, out):
     m, k = a.shape
     n = b.shape[1]
     workers = min(get_num_threads(), m // MIN_ROWS)
-    with one_blas_thread():
-        if workers < 2 or m * n * k < SPLIT_GEMM:
-            np.matmul(a, b, out=out)
-            return out
-        cuts = [m * i // workers for i in range(workers + 1)]
+    one_blas_thread()
+    if workers < 2 or m * n * k < SPLIT_GEMM:
+        return np.matmul(a, b, out=out)
+    cuts = [m * i // workers for i in range(workers + 1)]
 
-        def block(i):
-            np.matmul(a[cuts[i]:cuts[i + 1]], b, out=out[cuts[i]:cuts[i + 1]])
+    def block(i):
+        np.matmul(a[cuts[i]:cuts[i + 1]], b, out=out[cuts[i]:cuts[i + 1]])
 
-        list(thread_pool(workers).map(block, range(workers)))
+    list(thread_pool(workers).map(block, range(workers)))
     return out

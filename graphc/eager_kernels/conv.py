@@ -282,10 +282,8 @@ def _run_chunks(chunks, make_scratch, body, flops, nogil):
             body(n0, nb, work)
         return work
 
-    # openblas_set_num_threads_local sets the library's count (despite its name) and returns the old one:
-    # set it once around the whole conv, not per worker, so that workers cannot restore each other's value.
-    with one_blas_thread():
-        return list(thread_pool(workers).map(run, range(workers))) if split else [run(0)]
+    one_blas_thread()   # process-wide, set once here rather than by each worker
+    return list(thread_pool(workers).map(run, range(workers))) if split else [run(0)]
 
 
 def conv2d(x, w, stride, padding, out=None):

@@ -23,7 +23,7 @@ PACKAGE = ROOT / "graphc"
 
 # Modules that stand below everything else: any module may import them.
 BASE = {"errors", "config", "version", "fileio", "_context", "storage_version", "mpi_comm", "cpu", "threadpool",
-        "allocator"}
+        "allocator", "collector"}
 # The torch-shaped eager core: these modules may import each other (Tensor methods call functional,
 # functional builds Tensors, backward walks them), so they may form a cycle among themselves.
 EAGER_CORE = {"tensor", "functional", "autograd", "random", "device",

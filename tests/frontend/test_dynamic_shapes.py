@@ -261,7 +261,7 @@ def test_golden_source_of_a_symbolic_kernel():
                 o0[i1] = np.float32(acc)
 
 
-        @njit(cache=True, error_model="numpy", fastmath=FAST)
+        @njit(cache=True, error_model="numpy", fastmath=FAST, no_cfunc_wrapper=True)
         def driver(B, x, v3):
             """Runs graph `f`: 1 kernel calls."""
             fused_mul_relu_sum_1(B, x, v3)

@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from ...collector import collector_paused
 from ...config import log, settings
 from ...errors import BackendError, ShapeError
 from ...ir.symbolic import size_parameter
@@ -287,6 +288,10 @@ class Runner:
 
     def warm_up(self):
         """Compile (or load from the disk cache) every kernel by running once on zeros; time each kernel."""
+        with collector_paused():   # numba's compile runs ~30 % faster without the cyclic collector
+            self._warm_up()
+
+    def _warm_up(self):
         from numba.core import event
         dummy = [np.zeros(v.shape, v.dtype) for v in self.graph.inputs]
         t = time.perf_counter()

@@ -36,6 +36,7 @@ import warnings
 
 import numpy as np
 
+from ...collector import collector_paused
 from ...config import log, settings
 from ...errors import BackendError, ShapeError
 from ...ir.printer import value_names
@@ -286,6 +287,10 @@ class Runner:
 
     def warm_up(self):
         """Compile (or load from numba-cuda's disk cache) every kernel for its signature; time each."""
+        with collector_paused():   # numba's compile runs ~30 % faster without the cyclic collector
+            self._warm_up()
+
+    def _warm_up(self):
         if self.target is SIMULATOR:
             self.stats["cache"] = "simulator"
             return

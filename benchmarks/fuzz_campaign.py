@@ -8,6 +8,9 @@ eagerly and compiled on its backend and must agree (fuzzgen.check). The work is 
 (--chunk programs each, own hypothesis seed); a finished chunk is written to <out>/chunks/ at once,
 so an interrupted campaign started again with the same arguments skips the chunks it has and goes on.
 
+A running chunk keeps the program it is checking in <out>/running/ (a chunk that seems stuck shows
+which program), and the summary names the slowest program per backend.
+
 Failures are deduplicated by (exception type, normalized first message line, phase). The first chunk
 that meets a new failure shrinks it with hypothesis (at most --shrink-seconds) to a small program;
 later chunks only count it. <out>/summary.json and <out>/summary.txt list the programs run per
@@ -48,10 +51,13 @@ class _Chunk:
         self.best = None          # (exception, program) of the smallest failing program so far
         self.failed_at = 0.0
         self.warnings = {}        # first line of each distinct warning: count
+        self.slowest = (0.0, "")  # (seconds, source) of the slowest program checked
 
 
-def run_chunk(backend, index, seed, size, max_ops, shrink_seconds, known):
-    """Run `size` programs on `backend` with hypothesis seed `seed`; return the chunk's record."""
+def run_chunk(backend, index, seed, size, max_ops, shrink_seconds, known, progress_path=None):
+    """Run `size` programs on `backend` with hypothesis seed `seed`; return the chunk's record.
+
+    progress_path: a file that holds the program running now (a chunk that seems stuck shows its program)."""
     if ROOT not in sys.path:
         sys.path.insert(0, ROOT)
     from hypothesis import HealthCheck, given, settings
@@ -81,6 +87,11 @@ def run_chunk(backend, index, seed, size, max_ops, shrink_seconds, known):
                 return
             else:
                 chunk.drawn += 1
+            source = repr(prog)
+            if progress_path:
+                with open(progress_path, "w") as f:
+                    f.write(f"# {backend} program {chunk.drawn} of {size}, started {time.strftime('%H:%M:%S')}\n{source}\n")
+            started = time.perf_counter()
             try:
                 check(prog, [backend], note=lambda text: None)
             except (Crash, Mismatch) as exc:
@@ -95,6 +106,10 @@ def run_chunk(backend, index, seed, size, max_ops, shrink_seconds, known):
                     chunk.best = (exc, prog)
                     raise
                 # another failure met while shrinking this one: a later chunk (or attempt) reports it
+            finally:
+                seconds = time.perf_counter() - started
+                if chunk.target is None and seconds > chunk.slowest[0]:
+                    chunk.slowest = (round(seconds, 2), source)
 
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -118,7 +133,8 @@ def run_chunk(backend, index, seed, size, max_ops, shrink_seconds, known):
     return {"backend": backend, "index": index, "seed": seed, "programs": chunk.drawn,
             "shrink_runs": chunk.shrink_runs, "seconds": round(time.perf_counter() - t0, 2),
             "cpu_seconds": round(time.process_time() - cpu0, 2),
-            "counts": [[list(k), n] for k, n in chunk.counts.items()], "found": chunk.found, "warnings": chunk.warnings}
+            "counts": [[list(k), n] for k, n in chunk.counts.items()], "found": chunk.found, "warnings": chunk.warnings,
+            "slowest": {"seconds": chunk.slowest[0], "source": chunk.slowest[1]}}
 
 
 def _clip(text, lines=40):
@@ -138,6 +154,11 @@ def _worker_setup():
 
 def chunk_path(out, backend, index):
     return os.path.join(out, "chunks", f"{backend}-{index:05d}.json")
+
+
+def progress_path(out, backend, index):
+    """The file where a running chunk keeps the program it is checking now (removed when the chunk ends)."""
+    return os.path.join(out, "running", f"{backend}-{index:05d}.py")
 
 
 def load_chunks(out):
@@ -184,6 +205,9 @@ def summarize(out, wall_seconds=None):
         stats["worker_seconds"] += c["seconds"]
         stats["cpu_seconds"] += c.get("cpu_seconds", 0.0)
         stats["shrink_runs"] += c.get("shrink_runs", 0)
+        slowest = c.get("slowest") or {"seconds": 0.0}
+        if slowest["seconds"] > stats.get("slowest", {"seconds": 0.0})["seconds"]:
+            stats["slowest"] = slowest
         for key, n in c["counts"]:
             entry = failures.setdefault(tuple(key), {"key": key, "count": 0, "backend": c["backend"]})
             entry["count"] += n
@@ -215,6 +239,9 @@ def summarize(out, wall_seconds=None):
                      + (f", {s['cpu_seconds']:.0f} CPU-seconds ({s['programs_per_cpu_second']:.2f} programs/CPU-s)"
                         if s["programs_per_cpu_second"] else "")
                      + (f", {s['shrink_runs']} shrink runs" if s["shrink_runs"] else ""))
+    for backend, s in per_backend.items():
+        if s.get("slowest"):
+            lines += ["", f"slowest {backend} program ({s['slowest']['seconds']:.1f} s):", s["slowest"]["source"].rstrip()]
     lines += ["", f"distinct failures: {len(failures)}"]
     for i, f in enumerate(summary["failures"], 1):
         kind, message, phase = f["key"]
@@ -243,6 +270,7 @@ def main(argv=None):
     parser.add_argument("--summary", action="store_true", help="only rebuild the summary from the chunks")
     args = parser.parse_args(argv)
     os.makedirs(os.path.join(args.out, "chunks"), exist_ok=True)
+    os.makedirs(os.path.join(args.out, "running"), exist_ok=True)
     if args.summary:
         print(summarize(args.out))
         return 0
@@ -272,7 +300,7 @@ def _run_pool(args, todo, totals, t0):
             while left and len(running) < args.workers:
                 backend, index, seed, size = left.pop(0)
                 future = pool.submit(run_chunk, backend, index, seed, size, args.max_ops, args.shrink_seconds,
-                                     known_keys(args.out))
+                                     known_keys(args.out), progress_path(args.out, backend, index))
                 running[future] = (backend, index, seed, size)
 
         submit()
@@ -290,6 +318,8 @@ def _run_pool(args, todo, totals, t0):
                     _write_json(chunk_path(args.out, backend, index), record)
                     return left + [c for c in running.values()]
                 _write_json(chunk_path(args.out, backend, index), record)
+                if os.path.exists(progress_path(args.out, backend, index)):
+                    os.remove(progress_path(args.out, backend, index))
                 totals[backend] += record["programs"]
                 elapsed = time.perf_counter() - t0
                 n_failures = len({tuple(f["key"]) for c in load_chunks(args.out) for f in c["found"]})

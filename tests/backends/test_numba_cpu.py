@@ -315,7 +315,7 @@ def test_unwritable_cache_dir_falls_back_with_one_warning(tmp_path, monkeypatch,
 
 # --- op parity: the forward cases on numba_cpu vs the interpreter -----------------------------------------------
 
-cases_module = pytest.importorskip("tests.ops.cases", reason="the op table tests/ops/cases.py is not there")
+cases_module = pytest.importorskip("tests.ops.cases", reason="the op table tests/ops/cases/ is not there")
 
 # Advanced indexing (the `index` and `index_put` ops) has no numba kernel of its own: these cases join
 # the parity run once the backend runs kernel-less ops through their table impl on the host.

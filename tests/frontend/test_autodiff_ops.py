@@ -1,6 +1,6 @@
 """The autodiff pass, op by op: compiled gradients == eager autograd == float64 finite differences.
 
-For every differentiable case of the op table (tests/ops/cases.py), a compiled function computes
+For every differentiable case of the op table (tests/ops/cases/), a compiled function computes
 
     loss = (case.fn(*xs) * seed).sum();  loss.backward();  return [x.grad for x in xs]
 
@@ -16,7 +16,7 @@ import pytest
 
 import graphc
 
-cases_module = pytest.importorskip("tests.ops.cases", reason="the op table tests/ops/cases.py is not there")
+cases_module = pytest.importorskip("tests.ops.cases", reason="the op table tests/ops/cases/ is not there")
 CASES, CASES_BY_NAME = cases_module.CASES, cases_module.CASES_BY_NAME
 
 DIFFERENTIABLE = [c for c in CASES if c.grad and c.traceable]

@@ -1,1 +1,1 @@
-"""Per-op parity tests: the case table (cases.py) run forward, backward and against torch."""
+"""Per-op parity tests: the case table (cases/, one module per op family) run forward, backward and against torch."""

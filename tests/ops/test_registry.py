@@ -1,6 +1,6 @@
 """The op table is complete: every primitive in OPS has an impl, a shape/dtype rule, a docstring
 with an example, a known kind, a VJP (or nondiff=True), signatures that take its attributes, and
-at least one case in tests/ops/cases.py that runs it, so a new op without tests fails here.
+at least one case in tests/ops/cases/ that runs it, so a new op without tests fails here.
 """
 import inspect
 
@@ -103,4 +103,4 @@ def test_every_op_is_exercised_by_a_case(monkeypatch):
     # Collectives need a process group; tests/passes/test_collectives.py and tests/distributed run them.
     collectives = {name for name, op in OPS.items() if op.effect}
     missing = sorted(set(OPS) - ran - {AUTODIFF_REQUEST} - collectives)
-    assert not missing, f"no case in tests/ops/cases.py runs the op(s) {missing}: add a line to CASES"
+    assert not missing, f"no case in tests/ops/cases/ runs the op(s) {missing}: add a line to its op family's table"

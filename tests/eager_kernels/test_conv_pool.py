@@ -18,6 +18,7 @@ from graphc.eager_kernels import (
     maxpool2d_gather,
     maxpool2d_scatter,
 )
+from tests.ops.cases.references import np_pool_scatter as ref_pool_scatter   # gradient summed into each argmax
 
 BACKENDS = ["numba", "numpy"]
 
@@ -105,15 +106,6 @@ def ref_pool_argmax(x, kernel, stride, padding):
                                     best, best_i = v, ih * w + iw
                     idx[b, ch, i, j] = best_i
     return idx
-
-
-def ref_pool_scatter(gy, idx, hw):
-    n, c = gy.shape[:2]
-    gx = np.zeros((n, c, hw[0] * hw[1]))
-    for b in range(n):
-        for ch in range(c):
-            np.add.at(gx[b, ch], idx[b, ch].ravel(), gy[b, ch].ravel())
-    return gx.reshape(n, c, *hw)
 
 
 # ------------------------------------------------------------------ conv2d

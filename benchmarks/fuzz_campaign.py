@@ -293,7 +293,9 @@ def _run_pool(args, todo, totals, t0):
     """Run chunks until done or the pool breaks (a worker died); return the chunks still to run."""
     context = multiprocessing.get_context("spawn")
     left = list(todo)
-    with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
+    # A fresh worker per chunk: a process keeps every module it compiled (numba never frees compiled code),
+    # and workers that ran 20 numba chunks each grew to 11.5 GB and ran this machine out of memory.
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=context, max_tasks_per_child=1) as pool:
         running = {}
 
         def submit():

@@ -1,7 +1,7 @@
 """Python's cyclic garbage collector held off while numba compiles generated code.
 
-    with collector_paused():
-        runner.warm_up()        # numba types, lowers and links the kernels: millions of short-lived objects
+    @collector_paused()         # or `with collector_paused():`
+    def warm_up(self): ...      # numba types, lowers and links the kernels: millions of short-lived objects
 
 numba allocates objects by the million while it compiles, and each allocation burst triggers the
 collector; its full collections walk every object the process holds (a test session's, a training

@@ -286,12 +286,9 @@ class Runner:
                 return call.group(1), exc
         return None
 
+    @collector_paused()   # numba's compile runs 10-30 % faster without the cyclic collector
     def warm_up(self):
         """Compile (or load from the disk cache) every kernel by running once on zeros; time each kernel."""
-        with collector_paused():   # numba's compile runs ~30 % faster without the cyclic collector
-            self._warm_up()
-
-    def _warm_up(self):
         from numba.core import event
         dummy = [np.zeros(v.shape, v.dtype) for v in self.graph.inputs]
         t = time.perf_counter()

@@ -285,12 +285,9 @@ class Runner:
             self.shadow[i] = None
             self.last_host[i] = None
 
+    @collector_paused()   # numba's compile runs 10-30 % faster without the cyclic collector
     def warm_up(self):
         """Compile (or load from numba-cuda's disk cache) every kernel for its signature; time each."""
-        with collector_paused():   # numba's compile runs ~30 % faster without the cyclic collector
-            self._warm_up()
-
-    def _warm_up(self):
         if self.target is SIMULATOR:
             self.stats["cache"] = "simulator"
             return

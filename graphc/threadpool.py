@@ -56,17 +56,26 @@ _local_setter = []     # [ctypes function or None], looked up on first use
 _pools = {}            # {workers: ThreadPoolExecutor}, made on first use
 
 
+def numpy_blas_library():
+    """Path of the OpenBLAS bundled with numpy's wheel (numpy.libs/), or None (another build of numpy)."""
+    import glob
+    site = os.path.dirname(os.path.dirname(np.__file__))
+    for pattern in ("numpy.libs/libscipy_openblas64_*.so*", "numpy/.dylibs/libscipy_openblas64_*.dylib"):
+        found = sorted(glob.glob(os.path.join(site, pattern)))
+        if found:
+            return found[0]
+    return None
+
+
 def blas_local_setter():
     """numpy's OpenBLAS openblas_set_num_threads_local(n) -> previous count, or None where it lacks it."""
     if not _local_setter:
         fn = None
         try:
             import ctypes
-            import glob
-            site = os.path.dirname(os.path.dirname(np.__file__))
-            paths = sorted(glob.glob(os.path.join(site, "numpy.libs", "libscipy_openblas64_*.so*")))
-            if paths:
-                fn = getattr(ctypes.CDLL(paths[0]), "openblas_set_num_threads_local", None)
+            path = numpy_blas_library()
+            if path is not None:
+                fn = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
                 if fn is not None:
                     fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
         except OSError:

@@ -13,7 +13,6 @@ across processes.  Where numpy ships another BLAS (no such symbol), `gemm` falls
 """
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 
@@ -21,6 +20,8 @@ import numpy as np
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
+
+from ...threadpool import numpy_blas_library
 
 # CBLAS enum values (cblas.h)
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
@@ -30,16 +31,6 @@ THREADS_LOCAL = "openblas_set_num_threads_local"   # OpenBLAS >= 0.3.27: this th
 # ~0.1 s after a multi-threaded call and halve the speed of the conv kernels that follow).  Large
 # products do not come here: the emitter makes them host kernels that graphc.threadpool.matmul_into
 # splits into row blocks across graphc's threads.
-
-
-def numpy_blas_library():
-    """Path of the OpenBLAS bundled with numpy's wheel (numpy.libs/), or None (another build of numpy)."""
-    site = os.path.dirname(os.path.dirname(np.__file__))
-    for pattern in ("numpy.libs/libscipy_openblas64_*.so*", "numpy/.dylibs/libscipy_openblas64_*.dylib"):
-        found = sorted(glob.glob(os.path.join(site, pattern)))
-        if found:
-            return found[0]
-    return None
 
 
 def _load_symbols():
